@@ -1,0 +1,222 @@
+"""Audio I/O and the Tacotron 2 mel spectrogram.
+
+The mel is a contract with NVIDIA/tacotron2's ``TacotronSTFT``: reflect padding of filter_length/2,
+STFT with a periodic Hann window of win_length (centred in filter_length), magnitude, librosa's Slaney
+mel filters, natural log of clamp(x, 1e-5). Frames = 1 + T // hop.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import soxr
+import torch
+from torch import nn
+
+from .config import DataConfig
+
+MAX_WAV_VALUE = 32768.0
+MEL_SUFFIXES = (".pt", ".npy")
+
+
+class AudioError(ValueError):
+    """An audio or mel file that cannot be used; the message names the file and the problem."""
+
+
+# ---------------------------------------------------------------------------- STFT
+class STFT(nn.Module):
+    """The STFT of NVIDIA's ``stft.py``: reflect-padded, periodic Hann window centred in ``n_fft``."""
+
+    def __init__(self, filter_length: int = 1024, hop_length: int = 256, win_length: int = 1024):
+        super().__init__()
+        self.filter_length = filter_length
+        self.hop_length = hop_length
+        window = torch.hann_window(win_length, periodic=True, dtype=torch.float64)
+        left = (filter_length - win_length) // 2
+        window = nn.functional.pad(window, (left, filter_length - win_length - left))
+        self.register_buffer("window", window.float(), persistent=False)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        """Complex spectrum (B, filter_length // 2 + 1, 1 + T // hop) of audio (B, T)."""
+        if audio.size(-1) <= self.filter_length // 2:
+            raise AudioError(
+                f"audio of {audio.size(-1)} samples is too short for the STFT: "
+                f"it needs more than {self.filter_length // 2}"
+            )
+        return torch.stft(
+            audio,
+            n_fft=self.filter_length,
+            hop_length=self.hop_length,
+            window=self.window.to(audio.dtype),
+            center=True,
+            pad_mode="reflect",
+            return_complex=True,
+        )
+
+    def inverse(self, spectrum: torch.Tensor, length: int) -> torch.Tensor:
+        """Overlap-add inverse of :meth:`forward` (window-sum normalised), ``length`` samples."""
+        return torch.istft(
+            spectrum,
+            n_fft=self.filter_length,
+            hop_length=self.hop_length,
+            window=self.window.to(spectrum.real.dtype),
+            center=True,
+            length=length,
+        )
+
+
+def mel_filters(config: DataConfig, n_mel_channels: int = 80) -> np.ndarray:
+    """librosa's Slaney-style mel filter bank (M, filter_length // 2 + 1), as Tacotron 2 uses."""
+    import librosa
+
+    return librosa.filters.mel(
+        sr=config.sampling_rate,
+        n_fft=config.filter_length,
+        n_mels=n_mel_channels,
+        fmin=config.mel_fmin,
+        fmax=config.mel_fmax,
+        htk=False,
+        norm="slaney",
+    )
+
+
+class MelSpectrogram(nn.Module):
+    """Tacotron 2 log-mel: audio (B, T) or (T,) in [-1, 1] to (B, M, 1 + T // hop)."""
+
+    def __init__(self, config: DataConfig | None = None, n_mel_channels: int = 80) -> None:
+        super().__init__()
+        self.config = config or DataConfig()
+        self.stft = STFT(self.config.filter_length, self.config.hop_length, self.config.win_length)
+        basis = torch.from_numpy(mel_filters(self.config, n_mel_channels)).float()
+        self.register_buffer("mel_basis", basis, persistent=False)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        squeeze = audio.dim() == 1
+        if squeeze:
+            audio = audio.unsqueeze(0)  # (1, T)
+        magnitude = self.stft(audio).abs()  # (B, n_fft/2+1, F)
+        mel = torch.matmul(self.mel_basis.to(magnitude.dtype), magnitude)  # (B, M, F)
+        mel = torch.log(torch.clamp(mel, min=1e-5))
+        return mel.squeeze(0) if squeeze else mel
+
+
+# ---------------------------------------------------------------------------- audio files
+def load_audio(path: str | Path, sampling_rate: int | None = 22050) -> tuple[np.ndarray, int]:
+    """Read any file soundfile reads as float32 mono in [-1, 1], resampled (soxr) to ``sampling_rate``.
+
+    Integer PCM becomes value / 32768 exactly (as NVIDIA's ``mel2samp.py``); several channels are
+    averaged. Returns ``(audio, rate)``; ``sampling_rate=None`` keeps the file's rate.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: the file is empty")
+    try:
+        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:
+        raise AudioError(f"{path}: not a readable audio file ({error})") from None
+    if data.shape[0] == 0:
+        raise AudioError(f"{path}: the file holds no audio samples")
+    audio = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    if not np.all(np.isfinite(audio)):
+        raise AudioError(f"{path}: the audio contains NaN or infinite samples")
+    if sampling_rate is not None and rate != sampling_rate:
+        audio = soxr.resample(audio, rate, sampling_rate, quality="HQ").astype(np.float32)
+        rate = sampling_rate
+    return np.ascontiguousarray(audio, dtype=np.float32), rate
+
+
+def save_wav(path: str | Path, audio: np.ndarray | torch.Tensor, sampling_rate: int) -> None:
+    """Write 16-bit PCM, clipped to [-1, 1] (never wrapped around), atomically."""
+    if isinstance(audio, torch.Tensor):
+        audio = audio.detach().float().cpu().numpy()
+    audio = np.clip(np.asarray(audio, dtype=np.float64).reshape(-1), -1.0, 1.0)
+    pcm = np.clip(np.round(audio * MAX_WAV_VALUE), -MAX_WAV_VALUE, MAX_WAV_VALUE - 1).astype(
+        np.int16
+    )
+    with atomic_path(path) as temporary:
+        soundfile.write(str(temporary), pcm, sampling_rate, subtype="PCM_16", format="WAV")
+
+
+class atomic_path:  # noqa: N801 - used as a context manager, reads like a function
+    """Context manager giving a temporary path next to ``path``; renamed onto it on success.
+
+    On any error the temporary file is removed and an existing ``path`` is left untouched.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __enter__(self) -> Path:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+        )
+        os.close(handle)
+        self.temporary = Path(name)
+        return self.temporary
+
+    def __exit__(self, kind, error, traceback) -> None:  # noqa: ANN001
+        if kind is None:
+            try:
+                with open(self.temporary, "rb") as handle:
+                    os.fsync(handle.fileno())
+                os.replace(self.temporary, self.path)
+                return
+            except BaseException:
+                self.temporary.unlink(missing_ok=True)
+                raise
+        self.temporary.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------- mel files
+def load_mel(path: str | Path, n_mel_channels: int = 80) -> torch.Tensor:
+    """Read a mel (M, F) saved as a torch ``.pt`` tensor (NVIDIA/Tacotron 2) or a numpy ``.npy``.
+
+    A batch dimension of 1 is accepted and dropped. Never executes code from the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: the file is empty")
+    try:
+        if path.suffix == ".npy":
+            mel = torch.from_numpy(np.load(path, allow_pickle=False))
+        else:
+            mel = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any failure to parse is the file's fault
+        raise AudioError(
+            f"{path}: not a readable mel file ({type(error).__name__}: {error})"
+        ) from None
+    if not isinstance(mel, torch.Tensor):
+        raise AudioError(f"{path}: expected a tensor, found {type(mel).__name__}")
+    if mel.dim() == 3 and mel.size(0) == 1:
+        mel = mel[0]
+    if mel.dim() != 2 or mel.size(0) != n_mel_channels:
+        raise AudioError(
+            f"{path}: a mel must have shape ({n_mel_channels}, frames), got {tuple(mel.shape)}"
+        )
+    if mel.size(1) == 0:
+        raise AudioError(f"{path}: the mel has no frames")
+    mel = mel.float()
+    if not torch.isfinite(mel).all():
+        raise AudioError(f"{path}: the mel contains NaN or infinite values")
+    return mel
+
+
+def save_mel(path: str | Path, mel: torch.Tensor) -> None:
+    """Save a mel (M, F) as ``.pt`` (what NVIDIA's ``inference.py`` reads) or ``.npy``, atomically."""
+    path = Path(path)
+    mel = mel.detach().float().cpu().contiguous()
+    with atomic_path(path) as temporary:
+        if path.suffix == ".npy":
+            with open(temporary, "wb") as handle:
+                np.save(handle, mel.numpy())
+        else:
+            torch.save(mel, temporary)

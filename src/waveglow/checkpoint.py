@@ -1,0 +1,187 @@
+"""Our self-describing checkpoint format, and :func:`load` for every file we know how to read.
+
+A file is either a ``torch.save`` dict of plain containers and tensors (readable with
+``torch.load(weights_only=True)``) or a ``.safetensors`` file whose metadata holds the same header::
+
+    {"format": "waveglow", "format_version": 1, "config": {...NVIDIA config sections...},
+     "weight_norm": bool, "state_dict": {NVIDIA fused-layout names -> tensors},
+     ...training files add "optimizer", "step", ...}
+
+Writes are atomic: a temporary file in the same folder, fsync, then rename.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .audio import atomic_path
+from .config import Config
+from .model import WaveGlow
+from .modules import norm_except_dim0
+
+FORMAT_NAME = "waveglow"
+FORMAT_VERSION = 1
+SAFETENSORS_SUFFIX = ".safetensors"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or does not describe a WaveGlow; names the file."""
+
+
+@dataclass
+class Checkpoint:
+    """What any supported file holds, normalised to NVIDIA's fused state-dict names."""
+
+    config: Config
+    state_dict: dict[str, torch.Tensor]
+    layout: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------- writing
+def save(model: WaveGlow, path: str | Path, **extra: Any) -> Path:
+    """Write ``model`` to ``path`` in our format (``.safetensors`` suffix: safetensors), atomically.
+
+    ``extra`` entries (optimizer state, step, ...) go into torch files only; they must be plain
+    containers, numbers, strings and tensors so that ``weights_only`` loading can read them back.
+    """
+    path = Path(path)
+    state = {
+        name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()
+    }
+    header = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "config": model.full_config().to_dict(),
+        "weight_norm": model.has_weight_norm,
+    }
+    with atomic_path(path) as temporary:
+        if path.suffix == SAFETENSORS_SUFFIX:
+            if extra:
+                raise ValueError("extra training state cannot be stored in a .safetensors file")
+            from safetensors.torch import save_file
+
+            save_file(state, str(temporary), metadata={"waveglow": json.dumps(header)})
+        else:
+            torch.save({**header, "state_dict": state, **extra}, temporary)
+    return path
+
+
+# ---------------------------------------------------------------------------- reading
+def load(
+    path: str | Path, device: str | torch.device = "cpu", weight_norm: bool = False
+) -> WaveGlow:
+    """Load our format or any NVIDIA checkpoint layout; returns an eval-mode :class:`WaveGlow`.
+
+    Weight norm is folded into plain convolutions unless ``weight_norm=True`` (for training).
+    Loading never executes code from the file.
+    """
+    from .convert import read_checkpoint
+
+    checkpoint = read_checkpoint(path)
+    model = build_model(checkpoint, weight_norm=weight_norm, source=str(path))
+    return model.to(device).eval()
+
+
+def build_model(checkpoint: Checkpoint, weight_norm: bool = False, source: str = "") -> WaveGlow:
+    """A WaveGlow with ``checkpoint``'s config and weights (strict: every key must match)."""
+    config = checkpoint.config
+    model = WaveGlow(config.waveglow_config, config.data_config)
+    if not weight_norm:
+        model.remove_weight_norm()
+    state = adapt_weight_norm(checkpoint.state_dict, model.state_dict())
+    expected, found = set(model.state_dict()), set(state)
+    if expected != found:
+        raise CheckpointError(_key_mismatch(source, expected - found, found - expected))
+    for name, tensor in state.items():
+        wanted = model.state_dict()[name].shape
+        if tensor.shape != wanted:
+            raise CheckpointError(
+                f"{source}: {name} has shape {tuple(tensor.shape)}, the config needs {tuple(wanted)}"
+            )
+    model.load_state_dict({name: tensor.float() for name, tensor in state.items()})
+    return model
+
+
+def read_ours(path: Path, payload: Mapping[str, Any] | None) -> Checkpoint:
+    """Parse our format from an already-loaded torch payload, or from a safetensors file."""
+    if path.suffix == SAFETENSORS_SUFFIX:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                metadata = handle.metadata() or {}
+            state = load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as error:
+            raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from None
+        if "waveglow" not in metadata:
+            raise CheckpointError(f"{path}: safetensors file without WaveGlow metadata")
+        header = json.loads(metadata["waveglow"])
+        payload = {**header, "state_dict": state}
+    assert payload is not None
+    version = payload.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: format version {version!r} is newer than this package reads "
+            f"({FORMAT_VERSION}); upgrade waveglow"
+        )
+    try:
+        config = Config.from_dict(payload["config"])
+    except (KeyError, ValueError) as error:
+        raise CheckpointError(f"{path}: invalid config ({error})") from None
+    state = payload.get("state_dict")
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{path}: no state_dict")
+    extra = {key: value for key, value in payload.items() if key not in _HEADER_KEYS}
+    return Checkpoint(config, dict(state), layout="waveglow", extra=extra)
+
+
+def is_ours(payload: Any) -> bool:
+    return isinstance(payload, Mapping) and payload.get("format") == FORMAT_NAME
+
+
+# ---------------------------------------------------------------------------- weight norm
+def adapt_weight_norm(
+    state: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Convert (weight_g, weight_v) pairs to plain ``weight`` or back, to match ``target``'s keys.
+
+    Folding computes g * v / ||v|| (norm over all dims but 0); the reverse takes g = ||w||, v = w,
+    which is the same function.
+    """
+    adapted = dict(state)
+    for name in list(adapted):
+        prefix = name[: -len("weight_g")] if name.endswith("weight_g") else None
+        if prefix is not None and prefix + "weight" in target and prefix + "weight_v" in adapted:
+            g, v = adapted.pop(prefix + "weight_g"), adapted.pop(prefix + "weight_v")
+            adapted[prefix + "weight"] = g * v / norm_except_dim0(v)
+    for name in list(adapted):
+        prefix = name[: -len("weight")] if name.endswith(".weight") else None
+        if prefix is not None and prefix + "weight_g" in target and prefix + "weight" not in target:
+            weight = adapted.pop(name)
+            adapted[prefix + "weight_g"] = norm_except_dim0(weight)
+            adapted[prefix + "weight_v"] = weight
+    return adapted
+
+
+def _key_mismatch(source: str, missing: set[str], unexpected: set[str]) -> str:
+    def listing(keys: set[str]) -> str:
+        names = sorted(keys)
+        return ", ".join(names[:12]) + (f" ... ({len(names)} in all)" if len(names) > 12 else "")
+
+    parts = [f"{source}: the weights do not match a WaveGlow of the inferred config."]
+    if missing:
+        parts.append(f"Missing: {listing(missing)}.")
+    if unexpected:
+        parts.append(f"Unexpected: {listing(unexpected)}.")
+    return " ".join(parts)
+
+
+_HEADER_KEYS = frozenset({"format", "format_version", "config", "state_dict", "weight_norm"})

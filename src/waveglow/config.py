@@ -1,0 +1,211 @@
+"""Configuration as frozen dataclasses whose field names are exactly those of NVIDIA's ``config.json``.
+
+An NVIDIA ``config.json`` (sections ``train_config``, ``data_config``, ``dist_config``,
+``waveglow_config``) loads as is with :func:`load_config`; unknown keys are an error that names them,
+so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot describe a WaveGlow (bad value or unknown key)."""
+
+
+@dataclass(frozen=True)
+class WNConfig:
+    """The WaveNet-like network that computes each coupling layer's shift and log-scale."""
+
+    n_layers: int = 8
+    n_channels: int = 256
+    kernel_size: int = 3
+
+    def __post_init__(self) -> None:
+        _require(self.n_layers >= 1, "WN_config.n_layers must be >= 1")
+        _require(self.n_channels >= 1, "WN_config.n_channels must be >= 1")
+        _require(
+            self.kernel_size >= 1 and self.kernel_size % 2 == 1,
+            "WN_config.kernel_size must be odd (the WN keeps the time length)",
+        )
+
+
+@dataclass(frozen=True)
+class WaveGlowConfig:
+    """The flow: NVIDIA's ``waveglow_config`` section."""
+
+    n_mel_channels: int = 80
+    n_flows: int = 12
+    n_group: int = 8
+    n_early_every: int = 4
+    n_early_size: int = 2
+    WN_config: WNConfig = field(default_factory=WNConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.WN_config, Mapping):
+            object.__setattr__(
+                self, "WN_config", _from_mapping(WNConfig, self.WN_config, "WN_config")
+            )
+        _require(self.n_mel_channels >= 1, "n_mel_channels must be >= 1")
+        _require(self.n_flows >= 1, "n_flows must be >= 1")
+        _require(self.n_group >= 2 and self.n_group % 2 == 0, "n_group must be even and >= 2")
+        _require(self.n_early_every >= 1, "n_early_every must be >= 1")
+        _require(self.n_early_size >= 0, "n_early_size must be >= 0")
+        channels = self.n_group
+        for k in range(self.n_flows):
+            if self.emits_early(k):
+                channels -= self.n_early_size
+            _require(
+                channels >= 2 and channels % 2 == 0,
+                f"flow {k} would see {channels} channels: n_group, n_early_size and n_early_every "
+                "must leave an even number >= 2 channels at every flow",
+            )
+
+    def emits_early(self, flow: int) -> bool:
+        """True when the forward pass emits ``n_early_size`` channels just before flow ``flow``."""
+        return flow > 0 and flow % self.n_early_every == 0 and self.n_early_size > 0
+
+    def channels_at(self, flow: int) -> int:
+        """Number of audio channels that flow ``flow`` transforms."""
+        return self.n_group - self.n_early_size * sum(self.emits_early(k) for k in range(flow + 1))
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Audio and mel parameters: NVIDIA's ``data_config`` section (the Tacotron 2 mel)."""
+
+    sampling_rate: int = 22050
+    filter_length: int = 1024
+    hop_length: int = 256
+    win_length: int = 1024
+    mel_fmin: float = 0.0
+    mel_fmax: float | None = 8000.0
+    segment_length: int = 16000
+    training_files: str | None = None
+
+    def __post_init__(self) -> None:
+        _require(self.sampling_rate > 0, "data_config.sampling_rate must be > 0")
+        _require(self.hop_length >= 1, "data_config.hop_length must be >= 1")
+        _require(
+            self.filter_length >= self.hop_length,
+            "data_config.filter_length must be >= hop_length",
+        )
+        _require(
+            1 <= self.win_length <= self.filter_length,
+            "data_config.win_length must be between 1 and filter_length",
+        )
+        nyquist = self.sampling_rate / 2
+        _require(0 <= self.mel_fmin < nyquist, "data_config.mel_fmin must be in [0, sr/2)")
+        if self.mel_fmax is not None:
+            _require(
+                self.mel_fmin < self.mel_fmax <= nyquist,
+                "data_config.mel_fmax must be in (mel_fmin, sr/2]",
+            )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """NVIDIA's ``train_config`` section (the training issue extends its use)."""
+
+    fp16_run: bool = False
+    output_directory: str = "checkpoints"
+    epochs: int = 100000
+    learning_rate: float = 1e-4
+    sigma: float = 1.0
+    iters_per_checkpoint: int = 2000
+    batch_size: int = 12
+    seed: int = 1234
+    checkpoint_path: str = ""
+    with_tensorboard: bool = False
+
+
+@dataclass(frozen=True)
+class DistConfig:
+    """NVIDIA's ``dist_config`` section, accepted for compatibility (torchrun sets the real values)."""
+
+    dist_backend: str = "nccl"
+    dist_url: str = "tcp://localhost:54321"
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole NVIDIA-style configuration file."""
+
+    waveglow_config: WaveGlowConfig = field(default_factory=WaveGlowConfig)
+    data_config: DataConfig = field(default_factory=DataConfig)
+    train_config: TrainConfig = field(default_factory=TrainConfig)
+    dist_config: DistConfig = field(default_factory=DistConfig)
+
+    def __post_init__(self) -> None:
+        hop, group = self.data_config.hop_length, self.waveglow_config.n_group
+        _require(
+            hop % group == 0,
+            f"data_config.hop_length ({hop}) must be a multiple of waveglow_config.n_group ({group}) "
+            "so that every mel frame gives whole groups of samples",
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Config:
+        return _from_mapping(cls, data, "config")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **sections: Any) -> Config:
+        return dataclasses.replace(self, **sections)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read an NVIDIA-style ``config.json`` (or ours, which has the same shape)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: not valid JSON ({error})") from None
+    try:
+        return Config.from_dict(data)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+
+
+def _from_mapping(cls: type[T], data: Any, where: str) -> T:
+    if isinstance(data, cls):
+        return data
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a JSON object, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown key(s) in {where}: {', '.join(unknown)}")
+    values = {}
+    for name, value in data.items():
+        nested = _SECTION_TYPES.get(name)
+        values[name] = _from_mapping(nested, value, name) if nested else value
+    try:
+        return cls(**values)
+    except TypeError as error:
+        raise ConfigError(f"{where}: {error}") from None
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+_SECTION_TYPES: dict[str, type] = {
+    "waveglow_config": WaveGlowConfig,
+    "data_config": DataConfig,
+    "train_config": TrainConfig,
+    "dist_config": DistConfig,
+    "WN_config": WNConfig,
+}

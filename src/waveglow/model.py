@@ -1,0 +1,167 @@
+"""WaveGlow: the flow between audio and Gaussian noise, conditioned on a mel spectrogram.
+
+Shape legend (used in the trailing comments of every reshape):
+    B    batch
+    M    mel bins (n_mel_channels)
+    F    mel frames
+    T    audio samples (T = F * hop at inference)
+    G    group size (n_group): audio is folded into G channels of T_G = T / G steps
+    C_k  audio channels that flow k transforms (G minus the early outputs emitted before it)
+
+The forward pass maps audio to z (for the likelihood); :meth:`WaveGlow.inverse` is the single
+implementation of the inverse flow, used by :meth:`WaveGlow.infer` and by every faster path.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import Config, DataConfig, WaveGlowConfig
+from .modules import WN, Invertible1x1Conv, remove_weight_norm
+
+
+class WaveGlow(nn.Module):
+    """NVIDIA's WaveGlow (``glow.py``, fused layout), same maths and state-dict names."""
+
+    def __init__(
+        self,
+        config: WaveGlowConfig | None = None,
+        data_config: DataConfig | None = None,
+    ) -> None:
+        super().__init__()
+        config = config or WaveGlowConfig()
+        data_config = data_config or DataConfig()
+        Config(waveglow_config=config, data_config=data_config)  # validates the pair
+        self.config = config
+        self.data_config = data_config
+        mel_bins, group = config.n_mel_channels, config.n_group
+        self.upsample = nn.ConvTranspose1d(
+            mel_bins, mel_bins, data_config.filter_length, stride=data_config.hop_length
+        )
+        self.WN = nn.ModuleList(
+            WN(config.channels_at(k) // 2, mel_bins * group, config.WN_config)
+            for k in range(config.n_flows)
+        )
+        self.convinv = nn.ModuleList(
+            Invertible1x1Conv(config.channels_at(k)) for k in range(config.n_flows)
+        )
+
+    @property
+    def hop_length(self) -> int:
+        return self.data_config.hop_length
+
+    @property
+    def n_group(self) -> int:
+        return self.config.n_group
+
+    def full_config(self) -> Config:
+        return Config(waveglow_config=self.config, data_config=self.data_config)
+
+    # ------------------------------------------------------------------ conditioning
+    def condition(self, mel: torch.Tensor, length: int) -> torch.Tensor:
+        """Upsample the mel to ``length`` samples and fold it into groups: (B, M*G, length/G)."""
+        batch, mel_bins, frames = mel.shape
+        group = self.n_group
+        upsampled = self.upsample(mel)  # (B, M, (F-1)*hop + filter_length)
+        if upsampled.size(2) < length:
+            raise ValueError(
+                f"the mel's {frames} frames cover {upsampled.size(2)} samples, "
+                f"fewer than the {length} asked for"
+            )
+        upsampled = upsampled[:, :, :length]  # (B, M, T)
+        grouped = upsampled.reshape(batch, mel_bins, length // group, group)  # (B, M, T_G, G)
+        return grouped.transpose(2, 3).reshape(
+            batch, mel_bins * group, length // group
+        )  # (B, M*G, T_G)
+
+    # ------------------------------------------------------------------ forward flow
+    def forward(self, mel: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Audio to latent: returns ``z`` (B, G, T/G) and ``log_det`` (B,).
+
+        ``log_det`` is the sum of every coupling's log-scales and every 1x1 convolution's
+        log-determinant, i.e. log |det dz/daudio| per batch item.
+        """
+        self._check_mel(mel)
+        batch, length = audio.shape
+        group = self.n_group
+        if length % group:
+            raise ValueError(f"audio length {length} is not a multiple of n_group={group}")
+        mel_groups = self.condition(mel, length)  # (B, M*G, T_G)
+        audio = audio.reshape(batch, length // group, group).transpose(1, 2)  # (B, G, T_G)
+        early: list[torch.Tensor] = []
+        log_det = audio.new_zeros(batch, dtype=torch.promote_types(audio.dtype, torch.float32))
+        for k in range(self.config.n_flows):
+            if self.config.emits_early(k):
+                early.append(audio[:, : self.config.n_early_size])  # (B, n_early, T_G)
+                audio = audio[:, self.config.n_early_size :]  # (B, C_k, T_G)
+            audio, log_det_w = self.convinv[k](audio)
+            audio_a, audio_b = audio.chunk(2, dim=1)  # (B, C_k/2, T_G) each
+            shift, log_scale = self.WN[k](audio_a, mel_groups).chunk(2, dim=1)
+            audio_b = torch.exp(log_scale) * audio_b + shift
+            audio = torch.cat([audio_a, audio_b], dim=1)  # (B, C_k, T_G)
+            log_det = log_det + log_det_w + log_scale.flatten(1).sum(1).to(log_det.dtype)
+        return torch.cat([*early, audio], dim=1), log_det  # (B, G, T_G)
+
+    # ------------------------------------------------------------------ inverse flow
+    def inverse(self, mel_groups: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The inverse flow: latent ``z`` (B, G, T_G) and grouped mel (B, M*G, T_G) to (B, G, T_G)."""
+        config = self.config
+        early_end = config.n_group - config.channels_at(config.n_flows - 1)
+        audio = z[:, early_end:]  # (B, C_last, T_G)
+        for k in reversed(range(config.n_flows)):
+            audio_a, audio_b = audio.chunk(2, dim=1)  # (B, C_k/2, T_G) each
+            shift, log_scale = self.WN[k](audio_a, mel_groups).chunk(2, dim=1)
+            audio_b = (audio_b - shift) * torch.exp(-log_scale)
+            audio = self.convinv[k].inverse(torch.cat([audio_a, audio_b], dim=1))  # (B, C_k, T_G)
+            if config.emits_early(k):
+                start = early_end - config.n_early_size
+                audio = torch.cat([z[:, start:early_end], audio], dim=1)  # (B, C_k + n_early, T_G)
+                early_end = start
+        return audio
+
+    def infer(
+        self,
+        mel: torch.Tensor,
+        sigma: float = 0.6,
+        z: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Mel (B, M, F) to audio (B, F * hop).
+
+        Without ``z``, the latent is drawn from N(0, sigma^2) on the mel's device and dtype (pass a
+        ``generator`` for reproducible noise). An explicit ``z`` (B, G, F * hop / G), in the layout
+        :meth:`forward` returns, is used as is and ``sigma`` is ignored.
+        """
+        self._check_mel(mel)
+        batch, _, frames = mel.shape
+        length = frames * self.hop_length
+        shape = (batch, self.n_group, length // self.n_group)
+        if z is None:
+            z = torch.randn(shape, device=mel.device, dtype=mel.dtype, generator=generator) * sigma
+        elif tuple(z.shape) != shape:
+            raise ValueError(
+                f"z has shape {tuple(z.shape)}; a mel of {frames} frames needs {shape}"
+            )
+        audio = self.inverse(self.condition(mel, length), z.to(mel.dtype))  # (B, G, T_G)
+        return audio.transpose(1, 2).reshape(batch, length)  # (B, T)
+
+    # ------------------------------------------------------------------ helpers
+    def remove_weight_norm(self) -> WaveGlow:
+        """Fold every weight-normalised convolution into a plain one (for inference)."""
+        remove_weight_norm(self)
+        return self
+
+    @property
+    def has_weight_norm(self) -> bool:
+        return any(name.endswith("weight_g") for name, _ in self.named_parameters())
+
+    def _check_mel(self, mel: torch.Tensor) -> None:
+        bins = self.config.n_mel_channels
+        if mel.dim() != 3 or mel.size(1) != bins:
+            raise ValueError(
+                f"mel must have shape (batch, {bins}, frames), got {tuple(mel.shape)}"
+                + (" (add a batch dimension: mel.unsqueeze(0))" if mel.dim() == 2 else "")
+            )
+        if mel.size(2) == 0:
+            raise ValueError("mel has no frames")
