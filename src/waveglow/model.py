@@ -14,6 +14,8 @@ implementation of the inverse flow, used by :meth:`WaveGlow.infer` and by every 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 
@@ -163,6 +165,24 @@ class WaveGlow(nn.Module):
             mel_groups = self.condition(mel, length)  # (B, M*G, T_G)
             audio = self.inverse(mel_groups, z.to(mel.dtype), precision)  # (B, G, T_G)
         return audio.transpose(1, 2).reshape(batch, length)  # (B, T)
+
+    def infer_chunks(
+        self,
+        mel: torch.Tensor,
+        chunk_frames: int | None = None,
+        sigma: float = 0.6,
+        z: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        precision: str | None = "fp32",
+    ) -> Iterator[torch.Tensor]:
+        """Yield the audio of ``mel`` chunk by chunk (B, chunk_frames * hop), in bounded memory;
+        joined, the chunks equal :meth:`infer` with the same ``z`` (see :mod:`waveglow.chunked`).
+        Without ``z`` the noise is drawn per fixed block of frames, independent of the chunk size.
+        """
+        from .chunked import DEFAULT_CHUNK_FRAMES, infer_chunks
+
+        chunk_frames = DEFAULT_CHUNK_FRAMES if chunk_frames is None else chunk_frames
+        return infer_chunks(self, mel, chunk_frames, sigma, z, generator, precision)
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
