@@ -1,0 +1,292 @@
+"""Synthesis speed of WaveGlow: our paths against a straightforward eager NVIDIA-style reference.
+
+Prints one table row per (precision, backend, input length): audio seconds, wall seconds, kHz
+(output samples per second / 1000), times real time, the peak RSS of the process that ran it (each
+row runs in a fresh subprocess, so the peak belongs to that row), and the speed ratio to the
+reference at the same length. Before the table: the machine's GEMM GFLOP/s (fp32, bf16) and the
+arithmetic limit in kHz they imply; after it: bf16's waveform relative L2 error against fp32 for the
+same z and the relative error of the log-mel.
+
+    PYTHONPATH=$PWD/src python bench/synth_speed.py                     # 1, 10, 60 s; fp32, bf16
+    PYTHONPATH=$PWD/src python bench/synth_speed.py --quick             # 1 s only
+    PYTHONPATH=$PWD/src python bench/synth_speed.py --seconds 10 --precisions auto --no-reference
+    PYTHONPATH=$PWD/src python bench/synth_speed.py --memory 30,600     # peak RSS flat in length
+    PYTHONPATH=$PWD/src python bench/synth_speed.py --device cuda --precisions fp16,bf16
+
+Random weights (official 256-channel config) unless ``--checkpoint``; the ``end`` layers get small
+random weights so that the couplings really transform (a fresh WaveGlow's are zero).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+MACS_PER_SAMPLE_NOTE = "MACs per output sample, counted from the config"
+
+
+# ---------------------------------------------------------------------------- model and inputs
+def build_model(checkpoint: str | None, device: str):
+    from waveglow import WaveGlow
+    from waveglow.checkpoint import load
+
+    if checkpoint:
+        return load(checkpoint, device=device)
+    torch.manual_seed(0)
+    model = WaveGlow().remove_weight_norm().eval()
+    with torch.no_grad():
+        for wn in model.WN:
+            wn.end.weight.normal_(0, 0.02)
+            wn.end.bias.normal_(0, 0.02)
+    return model.to(device)
+
+
+def make_inputs(model, seconds: float, device: str, seed: int = 1):
+    """A random log-mel-like input of ``seconds`` and a latent z (sigma 0.6), reproducible."""
+    hop, group = model.hop_length, model.n_group
+    frames = max(1, round(seconds * model.data_config.sampling_rate / hop))
+    generator = torch.Generator().manual_seed(seed)
+    mel = torch.randn(1, model.config.n_mel_channels, frames, generator=generator) - 5.0
+    z = torch.randn(1, group, frames * hop // group, generator=generator) * 0.6
+    return mel.to(device), z.to(device)
+
+
+def macs_per_sample(model) -> float:
+    """Multiply-accumulates per output sample of the inverse flow (WNs dominate)."""
+    config, wn = model.config, model.config.WN_config
+    total = 0
+    for k in range(config.n_flows):
+        n_in = config.channels_at(k) // 2
+        c, layers = wn.n_channels, wn.n_layers
+        per_step = n_in * c + config.n_mel_channels * config.n_group * 2 * c * layers
+        per_step += layers * wn.kernel_size * c * 2 * c
+        per_step += (layers - 1) * c * 2 * c + c * c + c * 2 * n_in
+        total += per_step
+    return total / config.n_group
+
+
+# ---------------------------------------------------------------------------- one measurement
+def synthesize(model, backend: str, precision: str, mel, z, chunk_frames: int):
+    if backend == "reference":
+        from reference import reference_infer
+
+        return reference_infer(model, mel, z)
+    if backend == "onnxruntime":
+        raise SystemExit("onnxruntime backend: see bench/NOTES.md (not wired in)")
+    chunks = model.infer_chunks(mel, chunk_frames, z=z, precision=precision)
+    return torch.cat(list(chunks), dim=1)
+
+
+def synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def worker(spec: dict) -> dict:
+    """Run one row in this (fresh) process; returns wall time and peak memory."""
+    torch.set_num_threads(spec["threads"])
+    device = spec["device"]
+    model = build_model(spec["checkpoint"], device)
+    chunk_frames = max(1, round(spec["chunk_seconds"] * 22050 / model.hop_length))
+    warm_mel, warm_z = make_inputs(model, 0.3, device)
+    synthesize(model, spec["backend"], spec["precision"], warm_mel, warm_z, chunk_frames)
+    mel, z = make_inputs(model, spec["seconds"], device)
+    best = float("inf")
+    for _ in range(spec["repeat"]):
+        synchronize(device)
+        start = time.perf_counter()
+        audio = synthesize(model, spec["backend"], spec["precision"], mel, z, chunk_frames)
+        synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = {"wall": best, "samples": audio.size(1), "peak_rss_mib": peak_kib / 1024}
+    if device.startswith("cuda"):
+        result["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    return result
+
+
+def run_worker(spec: dict) -> dict:
+    env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = str(spec["threads"])
+    completed = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise SystemExit(f"worker failed for {spec}:\n{completed.stderr[-3000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------------- machine limit
+def gemm_gflops(dtype: torch.dtype, device: str, budget: float = 1.0) -> float:
+    """GFLOP/s of a WN-sized matrix product (2048 x 1408 @ 1408 x 512)."""
+    a = torch.randn(2048, 1408, device=device).to(dtype)
+    b = torch.randn(1408, 512, device=device).to(dtype)
+    torch.mm(a, b)
+    synchronize(device)
+    count, start = 0, time.perf_counter()
+    while count == 0 or time.perf_counter() - start < budget:
+        torch.mm(a, b)
+        count += 1
+    synchronize(device)
+    return 2 * 2048 * 1408 * 512 * count / (time.perf_counter() - start) / 1e9
+
+
+# ---------------------------------------------------------------------------- accuracy
+def accuracy(model, precision: str, seconds: float, device: str) -> tuple[float, float, float]:
+    """(waveform relative L2, log-mel relative L2, max |log-scale|) of ``precision`` vs fp32."""
+    from waveglow import MelSpectrogram
+
+    mel, z = make_inputs(model, seconds, device)
+    full = model.infer(mel, z=z, precision="fp32")
+    reduced = model.infer(mel, z=z, precision=precision)
+    waveform = ((reduced - full).norm() / full.norm()).item()
+    spectrogram = MelSpectrogram(model.data_config, model.config.n_mel_channels).to(device)
+    full_mel, reduced_mel = spectrogram(full.clamp(-1, 1)), spectrogram(reduced.clamp(-1, 1))
+    log_mel = ((reduced_mel - full_mel).norm() / full_mel.norm()).item()
+    return waveform, log_mel, max_log_scale(model, mel, full)
+
+
+def max_log_scale(model, mel, audio) -> float:
+    """Largest |log-scale| of any coupling when the flow runs forward on ``audio``."""
+    largest = 0.0
+
+    def hook(module, inputs, output):
+        nonlocal largest
+        largest = max(largest, output.chunk(2, dim=1)[1].abs().max().item())
+
+    handles = [wn.register_forward_hook(hook) for wn in model.WN]
+    try:
+        with torch.no_grad():
+            model(mel, audio)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return largest
+
+
+# ---------------------------------------------------------------------------- main
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", default="1,10,60", help="input lengths, comma-separated")
+    parser.add_argument("--precisions", default="fp32,bf16", help="fp32,bf16,fp16,auto")
+    parser.add_argument("--no-reference", action="store_true", help="skip the NVIDIA-style rows")
+    parser.add_argument("--quick", action="store_true", help="1 s only")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=1, help="timed runs per row (best kept)")
+    parser.add_argument("--chunk-seconds", type=float, default=12.0, help="chunked synthesis")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--checkpoint", default=None, help="a trained model instead of random")
+    parser.add_argument("--accuracy-seconds", type=float, default=2.0)
+    parser.add_argument(
+        "--memory",
+        default=None,
+        help="only compare peak RSS of these lengths (e.g. 30,600), fp32 chunked synthesis",
+    )
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def print_row(cells: list[str]) -> None:
+    widths = [14, 9, 11, 8, 9, 8, 8, 10, 10]
+    print("  ".join(cell.rjust(width) for cell, width in zip(cells, widths, strict=True)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return
+    torch.set_num_threads(args.threads)
+    seconds = [1.0] if args.quick else [float(s) for s in args.seconds.split(",")]
+    precisions = args.precisions.split(",")
+    base = {
+        "threads": args.threads,
+        "device": args.device,
+        "checkpoint": args.checkpoint,
+        "chunk_seconds": args.chunk_seconds,
+        "repeat": args.repeat,
+    }
+    model = build_model(args.checkpoint, args.device)
+    from waveglow.fast import resolve_precision
+
+    name = "official-256" if not args.checkpoint else Path(args.checkpoint).name
+    print(f"torch {torch.__version__}, device {args.device}, {args.threads} threads, "
+          f"CPU capability {torch.backends.cpu.get_cpu_capability()}")  # fmt: skip
+    macs = macs_per_sample(model)
+    print(f"model {name}: {macs / 1e6:.2f} M {MACS_PER_SAMPLE_NOTE}")
+    for dtype in (torch.float32, torch.bfloat16):
+        flops = gemm_gflops(dtype, args.device)
+        print(f"GEMM {str(dtype)[6:]:>8}: {flops:8.1f} GFLOP/s -> limit "
+              f"{flops * 1e9 / (2 * macs) / 1000:6.1f} kHz")  # fmt: skip
+    if args.memory:
+        for length in [float(s) for s in args.memory.split(",")]:
+            spec = {**base, "backend": "ours", "precision": "auto", "seconds": length}
+            result = run_worker(spec)
+            print(f"memory: {length:6.0f} s of audio (auto precision, chunks of "
+                  f"{args.chunk_seconds} s): peak RSS {result['peak_rss_mib']:.0f} MiB, "
+                  f"{result['samples'] / result['wall'] / 1000:.2f} kHz")  # fmt: skip
+        return
+    print()
+    print_row(["config", "precision", "backend", "audio s", "wall s", "kHz", "x RT", "peak MiB",
+               "vs ref"])  # fmt: skip
+    for length in seconds:
+        rows = [("fp32", "reference")] if not args.no_reference else []
+        rows += [(precision, "ours") for precision in precisions]
+        reference_wall = None
+        for precision, backend in rows:
+            spec = {**base, "backend": backend, "precision": precision, "seconds": length}
+            result = run_worker(spec)
+            audio_seconds = result["samples"] / 22050
+            khz = result["samples"] / result["wall"] / 1000
+            if backend == "reference":
+                reference_wall = result["wall"]
+            ratio = f"{reference_wall / result['wall']:.2f}x" if reference_wall else "-"
+            shown = (
+                precision
+                if precision != "auto"
+                else f"auto={_short(resolve_precision('auto', args.device))}"
+            )  # noqa: E501
+            print_row([name, shown, backend, f"{audio_seconds:.1f}", f"{result['wall']:.2f}",
+                       f"{khz:.2f}", f"{khz / 22.05:.2f}", f"{result['peak_rss_mib']:.0f}",
+                       ratio])  # fmt: skip
+    print()
+    for precision in precisions:
+        if resolve_precision(precision, args.device) == torch.float32:
+            continue
+        waveform, log_mel, log_scale = accuracy(
+            model, precision, args.accuracy_seconds, args.device
+        )
+        print(f"{precision} vs fp32 (same z, {args.accuracy_seconds:g} s): waveform relative L2 "
+              f"{waveform:.2e}, log-mel relative L2 {log_mel:.2e} (max |log-scale| "
+              f"{log_scale:.2f})")  # fmt: skip
+    from reference import reference_infer
+
+    mel, z = make_inputs(model, min(args.accuracy_seconds, 1.0), args.device)
+    ours = model.infer(mel, z=z, precision="fp32")
+    theirs = reference_infer(model, mel, z)
+    print(
+        f"ours fp32 vs reference: relative L2 {((ours - theirs).norm() / theirs.norm()).item():.1e}"
+    )
+
+
+def _short(dtype: torch.dtype) -> str:
+    return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
+if __name__ == "__main__":
+    main()
