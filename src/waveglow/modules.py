@@ -103,8 +103,9 @@ class Invertible1x1Conv(nn.Module):
     def inverse_matrix(self, dtype: torch.dtype) -> torch.Tensor:
         """``W^-1`` computed in float64, cast to ``dtype``; recomputed whenever the weight changes."""
         weight = self.conv.weight
-        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        if torch.compiler.is_compiling() or (torch.jit.is_tracing() and weight.requires_grad):
             return torch.linalg.inv(self.matrix.double()).to(dtype)
+        # frozen weights while tracing (export): the cached inverse becomes a constant
         key = (weight._version, weight.data_ptr(), weight.device, dtype)
         if self._inverse_cache is None or self._inverse_cache[0] != key:
             inverse = torch.linalg.inv(self.matrix.detach().double()).to(dtype)
