@@ -16,7 +16,7 @@ size; :func:`block_noise` gives the same latent for any range (e.g. the whole ut
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -154,16 +154,30 @@ def synthesize_to_wav(
         mel = mel.unsqueeze(0)  # (1, M, F)
     if mel.dim() != 3 or mel.size(0) != 1:
         raise ValueError(f"synthesize_to_wav takes one mel (M, F), got shape {tuple(mel.shape)}")
+    chunks = infer_chunks(model, mel, chunk_frames, sigma, z, generator, precision)
+    return write_wav_chunks(path, (chunk[0] for chunk in chunks), model.data_config.sampling_rate)
+
+
+def write_wav_chunks(path: str | Path, chunks: Iterable[torch.Tensor], sampling_rate: int) -> int:
+    """Write audio chunks (T_i,) one after the other as a 16-bit PCM wav, atomically.
+
+    Only one chunk is in memory at a time. On any error (including one raised by the iterator)
+    the temporary file is removed and an existing ``path`` is left as it was.
+    """
     written = 0
-    rate = model.data_config.sampling_rate
     with (
         atomic_path(path) as temporary,
         soundfile.SoundFile(
-            str(temporary), "w", samplerate=rate, channels=1, subtype="PCM_16", format="WAV"
+            str(temporary),
+            "w",
+            samplerate=sampling_rate,
+            channels=1,
+            subtype="PCM_16",
+            format="WAV",
         ) as output,
     ):
-        for chunk in infer_chunks(model, mel, chunk_frames, sigma, z, generator, precision):
-            pcm = _pcm16(chunk[0])
+        for chunk in chunks:
+            pcm = _pcm16(chunk)
             output.write(pcm)
             written += pcm.size
     return written

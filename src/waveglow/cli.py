@@ -18,7 +18,9 @@ import torch
 from . import __version__
 from .audio import AudioError
 from .checkpoint import CheckpointError
+from .chunked import DEFAULT_CHUNK_FRAMES
 from .config import ConfigError, DataConfig
+from .fast import PRECISIONS
 
 PROGRAM = "waveglow"
 EXPECTED_ERRORS = (AudioError, CheckpointError, ConfigError, ValueError, OSError)
@@ -102,6 +104,21 @@ clipped to [-1, 1]). A bad input is reported and skipped; the exit code is 1 if 
         metavar="N",
         help="files per forward pass (default: 1)",
     )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="precision of the WN matrix products; auto = bf16 on CPUs with bf16 matrix "
+        "hardware (AMX, AVX512-BF16) and on CUDA, else fp32 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--chunk-frames",
+        type=_positive,
+        default=DEFAULT_CHUNK_FRAMES,
+        metavar="N",
+        help="longer inputs are streamed to their file in chunks of N mel frames, in bounded "
+        "memory (batch size 1, no --denoise) (default: %(default)s, about 12 s)",
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_run_synthesize)
 
@@ -123,6 +140,8 @@ def _run_synthesize(args: argparse.Namespace) -> int:
         device=device,
         progress=not args.quiet,
         on_error=_error_line,
+        precision=args.precision,
+        chunk_frames=args.chunk_frames,
     )
     print(report.summary())
     return 1 if report.failures else 0
@@ -231,12 +250,51 @@ def _run_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- export
+def _add_export_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = _subparser(
+        subparsers,
+        "export",
+        "the synthesis graph as ONNX or TorchScript",
+        """Export the deterministic synthesis graph (mel (B, M, F), z (B, G, F*hop/G)) -> audio
+(B, F*hop), batch and time axes dynamic. Draw z ~ N(0, sigma^2) yourself (e.g. 0.6 * randn).
+ONNX needs the 'export' extra (pip install 'waveglow[export]').""",
+        """examples:
+  waveglow export --format onnx waveglow.pt waveglow.onnx
+  waveglow export --format torchscript waveglow.pt waveglow.ts""",
+    )
+    parser.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    parser.add_argument("checkpoint", metavar="CKPT")
+    parser.add_argument("output", metavar="OUT")
+    parser.set_defaults(handler=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from .checkpoint import load
+    from .export import export_onnx, export_torchscript
+
+    model = load(args.checkpoint)
+    if args.format == "onnx":
+        try:
+            import onnx  # noqa: F401 - the exporter needs it
+        except ImportError:
+            raise ValueError(
+                "ONNX export needs the onnx package: pip install 'waveglow[export]'"
+            ) from None
+        export_onnx(model, args.output)
+    else:
+        export_torchscript(model, args.output)
+    print(f"exported {args.checkpoint} as {args.format} to {args.output}")
+    return 0
+
+
 # ---------------------------------------------------------------------------- helpers
 _PARSERS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_synthesize_parser,
     _add_mel_parser,
     _add_convert_parser,
     _add_info_parser,
+    _add_export_parser,
 )
 
 

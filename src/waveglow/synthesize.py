@@ -38,6 +38,7 @@ from .audio import (
     save_mel,
     save_wav,
 )
+from .chunked import DEFAULT_CHUNK_FRAMES, write_wav_chunks
 from .config import DataConfig
 from .denoiser import Denoiser
 from .model import WaveGlow
@@ -158,12 +159,17 @@ def synthesize_files(
     device: str | torch.device | None = None,
     progress: bool = True,
     on_error: ErrorHandler | None = None,
+    precision: str | None = "fp32",
+    chunk_frames: int = DEFAULT_CHUNK_FRAMES,
 ) -> SynthesisReport:
     """Synthesise every input to ``output_dir/<stem>_synthesis.wav``; see the module docstring.
 
     The model is moved to ``device`` (default: where it is) and put in eval mode. ``denoise`` is
     the :class:`Denoiser` strength (0: off). ``on_error`` receives one line per failed file as
-    it happens (the report keeps them all).
+    it happens (the report keeps them all). ``precision`` is that of the WN matrix products
+    (:meth:`WaveGlow.infer`). An input longer than ``chunk_frames`` mel frames, synthesised alone
+    (batch of one) without denoising, is streamed to its file chunk by chunk in bounded memory
+    (:mod:`waveglow.chunked`; the same audio as in one piece, up to float rounding).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -181,7 +187,10 @@ def synthesize_files(
 
     def flush(batch: list[_Item]) -> None:
         noises = [item_noise(model, item.mel.size(1), sigma, seed, item.index) for item in batch]
-        audio = infer_batch(model, [item.mel for item in batch], noises)
+        if len(batch) == 1 and denoiser is None and batch[0].mel.size(1) > chunk_frames:
+            _stream(model, batch[0], noises[0], precision, chunk_frames, results, on_error)
+            return
+        audio = infer_batch(model, [item.mel for item in batch], noises, precision)
         for item, item_audio in zip(batch, audio, strict=True):
             if denoiser is not None:
                 with torch.inference_mode():
@@ -233,7 +242,10 @@ def _read_item(
 
 
 def infer_batch(
-    model: WaveGlow, mels: Sequence[torch.Tensor], noises: Sequence[torch.Tensor]
+    model: WaveGlow,
+    mels: Sequence[torch.Tensor],
+    noises: Sequence[torch.Tensor],
+    precision: str | None = "fp32",
 ) -> list[torch.Tensor]:
     """Synthesise mels (M, F_i) of different lengths in one pass; returns audio (F_i * hop,) each.
 
@@ -252,7 +264,9 @@ def infer_batch(
         z[row, :, : noise.size(1)] = noise
     with torch.inference_mode():
         audio = model.infer(
-            batch.to(parameter.device, parameter.dtype), z=z.to(parameter.device, parameter.dtype)
+            batch.to(parameter.device, parameter.dtype),
+            z=z.to(parameter.device, parameter.dtype),
+            precision=precision,
         )  # (B, T)
     return [audio[row, : mel.size(1) * hop] for row, mel in enumerate(mels)]
 
@@ -276,6 +290,31 @@ def receptive_field(model: WaveGlow) -> int:
     wn = model.config.WN_config
     steps_per_flow = sum(2**layer * (wn.kernel_size - 1) // 2 for layer in range(wn.n_layers))
     return steps_per_flow * model.config.n_flows * model.n_group
+
+
+def _stream(
+    model: WaveGlow,
+    item: _Item,
+    noise: torch.Tensor,
+    precision: str | None,
+    chunk_frames: int,
+    results: list[FileResult | None],
+    on_error: ErrorHandler | None,
+) -> None:
+    """Synthesise one long item chunk by chunk straight into its wav file."""
+    parameter = next(model.parameters())
+    mel = item.mel.unsqueeze(0).to(parameter.device, parameter.dtype)  # (1, M, F)
+    z = noise.unsqueeze(0).to(parameter.device, parameter.dtype)  # (1, G, T_G)
+    chunks = model.infer_chunks(mel, chunk_frames, z=z, precision=precision)
+    try:
+        samples = write_wav_chunks(
+            item.output, (chunk[0] for chunk in chunks), model.data_config.sampling_rate
+        )
+    except OSError as error:
+        message = f"{item.output}: cannot write ({error})"
+        _fail(results, item.index, item.source, message, on_error)
+        return
+    results[item.index] = FileResult(item.source, item.output, samples)
 
 
 def _write(
