@@ -174,28 +174,63 @@ def _rearrange(wn: WN, dtype: torch.dtype) -> GemmWeights:
 
 # ---------------------------------------------------------------------------- evaluation
 def wn_forward(wn: WN, audio: torch.Tensor, condition: GemmCondition) -> torch.Tensor:
-    """The WN's output (B, 2*n_in, T_G) for audio (B, n_in, T_G), evaluated as matrix products."""
+    """The WN's output (B, 2*n_in, T_G) for audio (B, n_in, T_G), evaluated as matrix products.
+
+    With autograd on, every intermediate is a new tensor (differentiable); with it off, the
+    products write into the condition's reusable buffers (no per-layer allocations).
+    """
     weights = gemm_weights(wn, condition.dtype)
+    if torch.is_grad_enabled():
+        return _forward_autograd(wn, weights, audio, condition)
+    return _forward_inference(wn, weights, audio, condition)
+
+
+def _forward_autograd(
+    wn: WN, weights: GemmWeights, audio: torch.Tensor, condition: GemmCondition
+) -> torch.Tensor:
     taps = wn.in_layers[0].weight.size(2)
-    reuse = not torch.is_grad_enabled()
     x = torch.matmul(audio.transpose(1, 2).to(weights.start_weight.dtype), weights.start_weight)
     x = x + weights.start_bias  # (B, T_G, C)
-    output = None
+    mel = condition.time_major()  # (B, T_G, M*G)
+    output = weights.end_bias
     for i in range(wn.n_layers):
-        dilation = _as_int(wn.in_layers[i].dilation)
-        inputs = (
-            _fill_layer_input(condition.layer_input(taps, wn.n_channels), x, dilation, taps)
-            if reuse
-            else _layer_input(x, condition.time_major(), dilation, taps)
-        )
+        inputs = _layer_input(x, mel, _as_int(wn.in_layers[i].dilation), taps)
         hidden = torch.matmul(inputs, weights.layer_weights[i]) + weights.layer_biases[i]
         acts = _gate(hidden)  # (B, T_G, C)
         if i < wn.n_layers - 1:
-            residual = torch.matmul(acts, weights.residual_weights[i]) + weights.residual_biases[i]
-            x = x.add_(residual) if reuse else x + residual
-        skip = torch.matmul(acts.to(x.dtype), weights.skip_end_weights[i])  # (B, T_G, 2*n_in)
-        output = skip if output is None else output.add_(skip) if reuse else output + skip
-    return (output + weights.end_bias).transpose(1, 2)  # (B, 2*n_in, T_G)
+            x = x + torch.matmul(acts, weights.residual_weights[i]) + weights.residual_biases[i]
+        output = output + torch.matmul(acts.to(x.dtype), weights.skip_end_weights[i])
+    return output.transpose(1, 2)  # (B, 2*n_in, T_G)
+
+
+def _forward_inference(
+    wn: WN, weights: GemmWeights, audio: torch.Tensor, condition: GemmCondition
+) -> torch.Tensor:
+    batch, n_in, length = audio.shape
+    channels, taps, dtype = wn.n_channels, wn.in_layers[0].weight.size(2), condition.dtype
+    precise, rows = weights.start_weight.dtype, batch * length
+    inputs = condition.layer_input(taps, channels)  # (B, T_G, k*C + M*G)
+    hidden = condition.scratch("hidden", (rows, 2 * channels), dtype)
+    acts = condition.scratch("acts", (rows, channels), dtype)
+    residual = condition.scratch("residual", (rows, channels), dtype)
+    acts_precise = acts if dtype == precise else condition.scratch("acts32", acts.shape, precise)
+    flat_audio = audio.transpose(1, 2).reshape(rows, n_in).to(precise)  # (B*T_G, n_in)
+    x = torch.addmm(weights.start_bias, flat_audio, weights.start_weight)  # (B*T_G, C)
+    output = weights.end_bias.expand(rows, -1).clone()  # (B*T_G, 2*n_in)
+    for i in range(wn.n_layers):
+        dilation = _as_int(wn.in_layers[i].dilation)
+        _fill_layer_input(inputs, x.view(batch, length, channels), dilation, taps)
+        flat_inputs = inputs.view(rows, -1)  # (B*T_G, k*C + M*G)
+        torch.addmm(weights.layer_biases[i], flat_inputs, weights.layer_weights[i], out=hidden)
+        tanh_half, sigmoid_half = hidden[:, :channels], hidden[:, channels:]
+        torch.mul(tanh_half.tanh_(), sigmoid_half.sigmoid_(), out=acts)
+        if i < wn.n_layers - 1:
+            weight, bias = weights.residual_weights[i], weights.residual_biases[i]
+            x.add_(torch.addmm(bias, acts, weight, out=residual))
+        if acts_precise is not acts:
+            acts_precise.copy_(acts)
+        output.addmm_(acts_precise, weights.skip_end_weights[i])
+    return output.view(batch, length, -1).transpose(1, 2)  # (B, 2*n_in, T_G)
 
 
 def _as_int(value: int | tuple[int, ...]) -> int:
