@@ -37,14 +37,18 @@ MACS_PER_SAMPLE_NOTE = "MACs per output sample, counted from the config"
 
 
 # ---------------------------------------------------------------------------- model and inputs
-def build_model(checkpoint: str | None, device: str):
-    from waveglow import WaveGlow
+SMALL = {"n_flows": 12, "WN_config": {"n_layers": 4, "n_channels": 32}}
+
+
+def build_model(checkpoint: str | None, device: str, small: bool = False):
+    from waveglow import WaveGlow, WaveGlowConfig
     from waveglow.checkpoint import load
 
     if checkpoint:
         return load(checkpoint, device=device)
     torch.manual_seed(0)
-    model = WaveGlow().remove_weight_norm().eval()
+    config = WaveGlowConfig(**SMALL) if small else WaveGlowConfig()
+    model = WaveGlow(config).remove_weight_norm().eval()
     with torch.no_grad():
         for wn in model.WN:
             wn.end.weight.normal_(0, 0.02)
@@ -52,12 +56,14 @@ def build_model(checkpoint: str | None, device: str):
     return model.to(device)
 
 
-def make_inputs(model, seconds: float, device: str, seed: int = 1):
+def make_inputs(model, seconds: float, device: str, seed: int = 1, with_z: bool = True):
     """A random log-mel-like input of ``seconds`` and a latent z (sigma 0.6), reproducible."""
     hop, group = model.hop_length, model.n_group
     frames = max(1, round(seconds * model.data_config.sampling_rate / hop))
     generator = torch.Generator().manual_seed(seed)
     mel = torch.randn(1, model.config.n_mel_channels, frames, generator=generator) - 5.0
+    if not with_z:
+        return mel.to(device), None
     z = torch.randn(1, group, frames * hop // group, generator=generator) * 0.6
     return mel.to(device), z.to(device)
 
@@ -77,7 +83,13 @@ def macs_per_sample(model) -> float:
 
 
 # ---------------------------------------------------------------------------- one measurement
-def synthesize(model, backend: str, precision: str, mel, z, chunk_frames: int):
+def synthesize(model, backend: str, precision: str, mel, z, chunk_frames: int, stream=False):
+    """The audio (1, T); with ``stream``, the chunks are dropped as they come (as a streaming
+    consumer would) and the noise is drawn per block, so nothing grows with the length."""
+    if stream:
+        generator = torch.Generator().manual_seed(0)
+        chunks = model.infer_chunks(mel, chunk_frames, generator=generator, precision=precision)
+        return torch.empty(1, sum(chunk.size(1) for chunk in chunks))
     if backend == "reference":
         from reference import reference_infer
 
@@ -97,16 +109,18 @@ def worker(spec: dict) -> dict:
     """Run one row in this (fresh) process; returns wall time and peak memory."""
     torch.set_num_threads(spec["threads"])
     device = spec["device"]
-    model = build_model(spec["checkpoint"], device)
+    model = build_model(spec["checkpoint"], device, spec["small"])
     chunk_frames = max(1, round(spec["chunk_seconds"] * 22050 / model.hop_length))
     warm_mel, warm_z = make_inputs(model, 0.3, device)
     synthesize(model, spec["backend"], spec["precision"], warm_mel, warm_z, chunk_frames)
-    mel, z = make_inputs(model, spec["seconds"], device)
+    mel, z = make_inputs(model, spec["seconds"], device, with_z=not spec.get("stream"))
     best = float("inf")
     for _ in range(spec["repeat"]):
         synchronize(device)
         start = time.perf_counter()
-        audio = synthesize(model, spec["backend"], spec["precision"], mel, z, chunk_frames)
+        audio = synthesize(
+            model, spec["backend"], spec["precision"], mel, z, chunk_frames, spec.get("stream")
+        )
         synchronize(device)
         best = min(best, time.perf_counter() - start)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -197,6 +211,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="only compare peak RSS of these lengths (e.g. 30,600), fp32 chunked synthesis",
     )
+    parser.add_argument(
+        "--small",
+        action="store_true",
+        help="a small random model (WN 4 x 32) instead of the official one: quick --memory checks",
+    )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -220,23 +239,30 @@ def main(argv: list[str] | None = None) -> None:
         "checkpoint": args.checkpoint,
         "chunk_seconds": args.chunk_seconds,
         "repeat": args.repeat,
+        "small": args.small,
     }
-    model = build_model(args.checkpoint, args.device)
+    model = build_model(args.checkpoint, args.device, args.small)
     from waveglow.fast import resolve_precision
 
-    name = "official-256" if not args.checkpoint else Path(args.checkpoint).name
+    name = (
+        Path(args.checkpoint).name
+        if args.checkpoint
+        else "small-32"
+        if args.small
+        else "official-256"
+    )
     print(f"torch {torch.__version__}, device {args.device}, {args.threads} threads, "
           f"CPU capability {torch.backends.cpu.get_cpu_capability()}")  # fmt: skip
     macs = macs_per_sample(model)
     print(f"model {name}: {macs / 1e6:.2f} M {MACS_PER_SAMPLE_NOTE}")
     for dtype in (torch.float32, torch.bfloat16):
-        flops = gemm_gflops(dtype, args.device)
+        flops = gemm_gflops(dtype, args.device, budget=1.0 if dtype == torch.float32 else 0.2)
         print(f"GEMM {str(dtype)[6:]:>8}: {flops:8.1f} GFLOP/s -> limit "
               f"{flops * 1e9 / (2 * macs) / 1000:6.1f} kHz")  # fmt: skip
     if args.memory:
         for length in [float(s) for s in args.memory.split(",")]:
             spec = {**base, "backend": "ours", "precision": "auto", "seconds": length}
-            result = run_worker(spec)
+            result = run_worker({**spec, "stream": True})
             print(f"memory: {length:6.0f} s of audio (auto precision, chunks of "
                   f"{args.chunk_seconds} s): peak RSS {result['peak_rss_mib']:.0f} MiB, "
                   f"{result['samples'] / result['wall'] / 1000:.2f} kHz")  # fmt: skip
