@@ -94,8 +94,6 @@ def synthesize(model, backend: str, precision: str, mel, z, chunk_frames: int, s
         from reference import reference_infer
 
         return reference_infer(model, mel, z)
-    if backend == "onnxruntime":
-        raise SystemExit("onnxruntime backend: see bench/NOTES.md (not wired in)")
     chunks = model.infer_chunks(mel, chunk_frames, z=z, precision=precision)
     return torch.cat(list(chunks), dim=1)
 
