@@ -21,7 +21,7 @@ def harmonic_clip(seed: int, seconds: float = 0.4, rate: int = SAMPLING_RATE) ->
     f0 = generator.uniform(110, 260) * (1 + 0.03 * np.sin(2 * np.pi * 5 * time))
     phase = 2 * np.pi * np.cumsum(f0) / rate
     audio = sum(np.sin(k * phase) / k**1.3 for k in range(1, 7))
-    envelope = np.sin(np.pi * time / time[-1]) ** 0.5
+    envelope = np.clip(np.sin(np.pi * time / time[-1]), 0, 1) ** 0.5
     audio = 0.3 * audio * envelope / np.max(np.abs(audio))
     return (audio + 1e-3 * generator.standard_normal(len(time))).astype(np.float32)
 
