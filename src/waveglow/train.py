@@ -47,6 +47,7 @@ from .data import (
     Batch,
     DataError,
     ResumableSampler,
+    Sample,
     SegmentDataset,
     collate,
     prepare_split,
@@ -567,13 +568,13 @@ def evaluate(trainer: Trainer) -> float:
     model.eval()
     losses = []
     with torch.no_grad():
-        for index in range(len(trainer.validation)):
-            sample = trainer.validation[index]
+        validation = _validation_samples(trainer)
+        for sample in validation:
             z, log_det = model(sample.mel[None].to(device), sample.audio[None].to(device))
             losses.append(float(nll_loss(z, log_det, trainer.train_config.sigma)))
-        samples = _synthesise(trainer)
+        samples = _synthesise(trainer, validation)
     model.train()
-    loss = float(np.mean(losses))
+    loss = float(np.mean(losses)) if losses else math.nan
     progress = trainer.progress
     progress.validation_loss = loss
     improved = loss < progress.best_validation_loss
@@ -584,14 +585,30 @@ def evaluate(trainer: Trainer) -> float:
     return loss
 
 
-def _synthesise(trainer: Trainer) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _validation_samples(trainer: Trainer) -> list[Sample]:
+    """Each held-out clip once; unreadable ones are reported and left out."""
+    dataset = trainer.validation
+    samples = []
+    for index in range(len(dataset)):
+        try:
+            sample = dataset[index]
+        except DataError as error:
+            trainer.pending_problems.append(str(error))
+            continue
+        trainer.pending_problems.extend(sample.failed + sample.skipped)
+        if not (sample.failed or sample.skipped):  # else it stands in for another clip
+            samples.append(sample)
+    return samples
+
+
+def _synthesise(
+    trainer: Trainer, validation: list[Sample]
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(reference audio, synthesised audio) for the first validation clips."""
-    count = min(trainer.train_config.n_synthesis_samples, len(trainer.validation))
     device = trainer.distributed.device
     generator = torch.Generator(device=device).manual_seed(trainer.train_config.seed)
     pairs = []
-    for index in range(count):
-        sample = trainer.validation[index]
+    for sample in validation[: trainer.train_config.n_synthesis_samples]:
         audio = trainer.model.infer(
             sample.mel[None].to(device), SYNTHESIS_SIGMA, generator=generator
         )
