@@ -1,0 +1,102 @@
+"""NVIDIA's config.json loads as is; bad configs fail with the key named."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from waveglow import Config, WaveGlow, load_config
+from waveglow.config import ConfigError
+
+NVIDIA_CONFIG = {
+    "train_config": {
+        "fp16_run": True,
+        "output_directory": "checkpoints",
+        "epochs": 100000,
+        "learning_rate": 1e-4,
+        "sigma": 1.0,
+        "iters_per_checkpoint": 2000,
+        "batch_size": 12,
+        "seed": 1234,
+        "checkpoint_path": "",
+        "with_tensorboard": False,
+    },
+    "data_config": {
+        "training_files": "train_files.txt",
+        "segment_length": 16000,
+        "sampling_rate": 22050,
+        "filter_length": 1024,
+        "hop_length": 256,
+        "win_length": 1024,
+        "mel_fmin": 0.0,
+        "mel_fmax": 8000.0,
+    },
+    "dist_config": {"dist_backend": "nccl", "dist_url": "tcp://localhost:54321"},
+    "waveglow_config": {
+        "n_mel_channels": 80,
+        "n_flows": 12,
+        "n_group": 8,
+        "n_early_every": 4,
+        "n_early_size": 2,
+        "WN_config": {"n_layers": 8, "n_channels": 256, "kernel_size": 3},
+    },
+}
+
+
+def test_nvidia_config_loads_as_is(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(NVIDIA_CONFIG))
+    config = load_config(path)
+    assert config.train_config.fp16_run is True
+    assert config.data_config.training_files == "train_files.txt"
+    assert config.waveglow_config.WN_config.n_channels == 256
+    assert Config.from_dict(config.to_dict()) == config
+    assert config.to_dict()["waveglow_config"] == NVIDIA_CONFIG["waveglow_config"]
+
+
+def test_defaults_are_the_published_model():
+    config = Config()
+    assert config.to_dict()["waveglow_config"] == NVIDIA_CONFIG["waveglow_config"]
+    expected_data = {k: v for k, v in NVIDIA_CONFIG["data_config"].items() if k != "training_files"}
+    assert {k: config.to_dict()["data_config"][k] for k in expected_data} == expected_data
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("waveglow_config", "n_flwos", 12, "n_flwos"),
+        ("waveglow_config", "n_group", 7, "n_group"),
+        ("data_config", "hop_length", 250, "multiple of"),
+        ("data_config", "mel_fmax", 20000.0, "mel_fmax"),
+        ("data_config", "win_length", 2048, "win_length"),
+    ],
+)
+def test_bad_values_name_the_key(tmp_path, section, key, value, message):
+    data = json.loads(json.dumps(NVIDIA_CONFIG))
+    data[section][key] = value
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match=message) as error:
+        load_config(path)
+    assert str(path) in str(error.value)
+
+
+def test_unreadable_config_names_the_file(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.json")
+
+
+def test_model_derives_upsampler_from_data_config():
+    config = Config.from_dict(
+        {
+            "data_config": {"filter_length": 512, "hop_length": 128, "win_length": 512},
+            "waveglow_config": {"n_flows": 2, "WN_config": {"n_layers": 1, "n_channels": 4}},
+        }
+    )
+    model = WaveGlow(config.waveglow_config, config.data_config)
+    assert model.upsample.kernel_size == (512,) and model.upsample.stride == (128,)

@@ -1,0 +1,236 @@
+"""The flow's maths: exact inversion, the log-determinant against autograd, shapes and layouts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import TINY, TINY_DATA, make_tiny
+from waveglow import WaveGlow, WaveGlowConfig, WNConfig, nll_loss
+
+
+def _batch(batch: int = 2, frames: int = 6, dtype: torch.dtype = torch.float64, seed: int = 1):
+    generator = torch.Generator().manual_seed(seed)
+    mel = torch.randn(batch, TINY.n_mel_channels, frames, generator=generator, dtype=dtype)
+    audio = (
+        torch.randn(batch, frames * TINY_DATA.hop_length, generator=generator, dtype=dtype) * 0.3
+    )
+    return mel, audio
+
+
+def test_float64_round_trip_is_exact():
+    model = make_tiny(dtype=torch.float64)
+    mel, audio = _batch()
+    z, _ = model(mel, audio)
+    assert torch.allclose(model.infer(mel, z=z), audio, rtol=0, atol=1e-9)
+
+
+def test_round_trip_with_weight_norm_folded():
+    model = make_tiny(dtype=torch.float64)
+    mel, audio = _batch()
+    z_before, log_det_before = model(mel, audio)
+    model.remove_weight_norm()
+    assert not model.has_weight_norm
+    z_after, log_det_after = model(mel, audio)
+    torch.testing.assert_close(z_after, z_before, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(log_det_after, log_det_before, rtol=1e-12, atol=1e-12)
+    assert torch.allclose(model.infer(mel, z=z_after), audio, atol=1e-9)
+
+
+def test_log_det_equals_autograd_jacobian():
+    model = make_tiny(dtype=torch.float64)
+    mel, audio = _batch(batch=1, frames=3)
+    length = audio.size(1)
+
+    def flow(x: torch.Tensor) -> torch.Tensor:
+        return model(mel, x.view(1, length))[0].reshape(-1)
+
+    jacobian = torch.autograd.functional.jacobian(flow, audio.reshape(-1))
+    expected = torch.linalg.slogdet(jacobian)[1]
+    _, log_det = model(mel, audio)
+    torch.testing.assert_close(log_det[0], expected, rtol=1e-10, atol=1e-10)
+    assert abs(expected.item()) > 1e-3  # the flow really is not volume-preserving here
+
+
+def test_batch_items_are_independent():
+    model = make_tiny(dtype=torch.float64)
+    mel, audio = _batch(batch=3)
+    z, log_det = model(mel, audio)
+    for i in range(3):
+        z_i, log_det_i = model(mel[i : i + 1], audio[i : i + 1])
+        torch.testing.assert_close(z_i, z[i : i + 1])
+        torch.testing.assert_close(log_det_i, log_det[i : i + 1])
+
+
+def test_infer_length_is_frames_times_hop_and_z_layout_matches_forward():
+    model = make_tiny(dtype=torch.float64)
+    mel, audio = _batch(frames=7)
+    z, _ = model(mel, audio)
+    assert z.shape == (2, TINY.n_group, 7 * TINY_DATA.hop_length // TINY.n_group)
+    generated = model.infer(mel, sigma=0.6, generator=torch.Generator().manual_seed(0))
+    assert generated.shape == (2, 7 * TINY_DATA.hop_length)
+
+
+def test_forward_groups_sample_t_into_channel_t_mod_g():
+    """With identity 1x1 convolutions and silent couplings the flow is only the grouping."""
+    model = make_tiny(dtype=torch.float64, active=False)
+    with torch.no_grad():
+        for conv in model.convinv:
+            channels = conv.conv.weight.size(0)
+            conv.conv.weight.copy_(torch.eye(channels, dtype=torch.float64).unsqueeze(-1))
+    mel, _ = _batch(batch=1, frames=2)
+    audio = torch.arange(2 * TINY_DATA.hop_length, dtype=torch.float64).unsqueeze(0)
+    z, log_det = model(mel, audio)
+    for t in range(audio.size(1)):
+        assert z[0, t % TINY.n_group, t // TINY.n_group] == t
+    assert log_det.abs().max() < 1e-12
+
+
+def test_forward_matches_a_step_by_step_reading_of_the_algorithm():
+    """Early outputs come first in emission order; the coupling is exp(log_s) * x_b + shift."""
+    model = make_tiny(dtype=torch.float64)
+    mel, audio = _batch(batch=1)
+    group = TINY.n_group
+    mel_groups = model.condition(mel, audio.size(1))
+    x = audio.view(1, -1, group).transpose(1, 2)  # (B, G, T_G)
+    emitted = []
+    for k in range(TINY.n_flows):
+        if k > 0 and k % TINY.n_early_every == 0:
+            emitted.append(x[:, : TINY.n_early_size])
+            x = x[:, TINY.n_early_size :]
+        weight = model.convinv[k].conv.weight[:, :, 0]
+        x = torch.einsum("ij,bjt->bit", weight, x)
+        half = x.size(1) // 2
+        out = model.WN[k](x[:, :half], mel_groups)
+        x = torch.cat([x[:, :half], torch.exp(out[:, half:]) * x[:, half:] + out[:, :half]], 1)
+    expected = torch.cat([*emitted, x], 1)
+    z, _ = model(mel, audio)
+    torch.testing.assert_close(z, expected)
+
+
+def test_mel_channel_order_is_bin_times_group_plus_position():
+    model = make_tiny(dtype=torch.float64)
+    mel, _ = _batch(batch=1, frames=3)
+    length = 3 * TINY_DATA.hop_length
+    upsampled = model.upsample(mel)[:, :, :length]
+    grouped = model.condition(mel, length)
+    for m in (0, TINY.n_mel_channels - 1):
+        for g in range(TINY.n_group):
+            torch.testing.assert_close(
+                grouped[0, m * TINY.n_group + g], upsampled[0, m, g :: TINY.n_group]
+            )
+
+
+def test_inverse_follows_weight_changes():
+    model = make_tiny(dtype=torch.float64)
+    mel, audio = _batch()
+    model.infer(mel, z=model(mel, audio)[0])  # fills the inverse caches
+    with torch.no_grad():
+        for conv in model.convinv:
+            conv.conv.weight.add_(0.05 * torch.randn_like(conv.conv.weight))
+    z, _ = model(mel, audio)
+    assert torch.allclose(model.infer(mel, z=z), audio, atol=1e-9)
+
+
+def test_inverse_follows_load_state_dict():
+    source, target = make_tiny(seed=1, dtype=torch.float64), make_tiny(seed=2, dtype=torch.float64)
+    mel, audio = _batch()
+    target.infer(mel, z=target(mel, audio)[0])
+    target.load_state_dict(source.state_dict())
+    z, _ = target(mel, audio)
+    assert torch.allclose(target.infer(mel, z=z), audio, atol=1e-9)
+
+
+def test_one_by_one_log_det_matches_slogdet():
+    model = make_tiny(dtype=torch.float64)
+    conv = model.convinv[0]
+    with torch.no_grad():
+        conv.conv.weight.add_(0.3 * torch.randn_like(conv.conv.weight))
+    x = torch.randn(3, conv.conv.weight.size(0), 11, dtype=torch.float64)
+    _, log_det = conv(x)
+    expected = torch.linalg.slogdet(conv.conv.weight[:, :, 0])[1] * 11
+    torch.testing.assert_close(log_det, expected.expand(3))
+
+
+def test_initial_one_by_one_is_a_rotation():
+    model = make_tiny(dtype=torch.float64)
+    for conv in model.convinv:
+        weight = conv.conv.weight[:, :, 0]
+        eye = torch.eye(weight.size(0), dtype=weight.dtype)
+        torch.testing.assert_close(weight @ weight.T, eye, atol=1e-6, rtol=0)
+        assert torch.linalg.det(weight) > 0
+
+
+def test_fresh_model_couplings_are_identity():
+    """NVIDIA zero-initialises each WN's `end`: a fresh flow is volume-preserving."""
+    model = make_tiny(active=False, dtype=torch.float64)
+    mel, audio = _batch()
+    _, log_det = model(mel, audio)
+    # float32-initialised rotations: |det| = 1 to float32 rounding, summed over T_G steps
+    assert log_det.abs().max() < 1e-5
+
+
+def test_nll_loss_is_nvidia_normalisation():
+    model = make_tiny(dtype=torch.float64)
+    mel, audio = _batch()
+    z, log_det = model(mel, audio)
+    sigma = 0.7
+    expected = (z.pow(2).sum() / (2 * sigma**2) - log_det.sum()) / (
+        z.size(0) * z.size(1) * z.size(2)
+    )
+    torch.testing.assert_close(nll_loss(z, log_det, sigma), expected)
+    with pytest.raises(ValueError, match="sigma"):
+        nll_loss(z, log_det, 0.0)
+
+
+def test_gradients_flow_to_every_parameter():
+    model = make_tiny()
+    mel, audio = _batch(dtype=torch.float32)
+    loss = nll_loss(*model(mel, audio))
+    loss.backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None]
+    assert not missing
+
+
+def test_official_sizes_and_names():
+    model = WaveGlow()
+    names = set(model.state_dict())
+    assert "upsample.weight" in names and "convinv.11.conv.weight" in names
+    assert "WN.0.cond_layer.weight_g" in names and "WN.0.res_skip_layers.7.weight_v" in names
+    assert model.state_dict()["WN.0.cond_layer.weight_v"].shape == (2 * 256 * 8, 80 * 8, 1)
+    assert model.state_dict()["WN.0.res_skip_layers.7.weight_v"].shape == (256, 256, 1)
+    assert model.state_dict()["WN.4.start.weight_v"].shape == (256, 3, 1)
+    assert model.state_dict()["convinv.8.conv.weight"].shape == (4, 4, 1)
+    assert model.upsample.weight.shape == (80, 80, 1024) and model.upsample.stride == (256,)
+    assert sum(p.numel() for p in model.parameters()) > 80_000_000
+
+
+def test_bad_inputs_raise_clear_errors():
+    model = make_tiny()
+    with pytest.raises(ValueError, match="unsqueeze"):
+        model.infer(torch.randn(TINY.n_mel_channels, 4))
+    with pytest.raises(ValueError, match="shape"):
+        model.infer(torch.randn(1, TINY.n_mel_channels + 1, 4))
+    with pytest.raises(ValueError, match="z has shape"):
+        model.infer(torch.randn(1, TINY.n_mel_channels, 4), z=torch.randn(1, 4, 3))
+    with pytest.raises(ValueError, match="multiple of n_group"):
+        model(torch.randn(1, TINY.n_mel_channels, 4), torch.randn(1, 63))
+    with pytest.raises(ValueError, match="cover"):
+        model(torch.randn(1, TINY.n_mel_channels, 1), torch.randn(1, 512))
+
+
+def test_noise_follows_the_mel_dtype_and_generator():
+    model = make_tiny(dtype=torch.float64)
+    mel = torch.randn(1, TINY.n_mel_channels, 4, dtype=torch.float64)
+    first = model.infer(mel, generator=torch.Generator().manual_seed(3))
+    second = model.infer(mel, generator=torch.Generator().manual_seed(3))
+    assert first.dtype == torch.float64 and torch.equal(first, second)
+    silent = model.infer(mel, sigma=0.0)
+    assert silent.abs().max() < first.abs().max()
+
+
+def test_odd_channel_configs_are_rejected():
+    with pytest.raises(ValueError, match="even"):
+        WaveGlowConfig(n_group=6, n_early_every=1, n_early_size=1, n_flows=3)
+    config = WaveGlowConfig(n_flows=3, n_group=4, n_early_every=5, WN_config=WNConfig(1, 4))
+    assert [config.channels_at(k) for k in range(3)] == [4, 4, 4]
