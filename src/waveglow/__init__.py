@@ -3,6 +3,7 @@
 from .audio import MelSpectrogram, load_audio, load_mel, save_mel, save_wav
 from .checkpoint import CheckpointError, load, save
 from .config import Config, DataConfig, TrainConfig, WaveGlowConfig, WNConfig, load_config
+from .denoiser import Denoiser
 from .loss import WaveGlowLoss, nll_loss
 from .model import WaveGlow
 
@@ -12,6 +13,7 @@ __all__ = [
     "CheckpointError",
     "Config",
     "DataConfig",
+    "Denoiser",
     "MelSpectrogram",
     "TrainConfig",
     "WNConfig",

@@ -1,0 +1,306 @@
+"""The ``waveglow`` command line: argparse only; each subcommand wraps one library function.
+
+Adding a subcommand is one ``_add_<name>_parser(subparsers)`` function that registers its options
+and sets ``handler`` to one ``_run_<name>(args) -> int`` function; list it in ``_PARSERS``.
+Expected errors (bad files, bad configs, bad values) print one line
+``waveglow: error: <file>: <problem>`` on stderr and exit with 1; usage errors exit with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+import torch
+
+from . import __version__
+from .audio import AudioError
+from .checkpoint import CheckpointError
+from .config import ConfigError, DataConfig
+
+PROGRAM = "waveglow"
+EXPECTED_ERRORS = (AudioError, CheckpointError, ConfigError, ValueError, OSError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_request:  # --help, --version (0) or a usage error (2)
+        return exit_request.code if isinstance(exit_request.code, int) else 2
+    try:
+        return args.handler(args)
+    except EXPECTED_ERRORS as error:
+        _error(_describe(error))
+        return 1
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM,
+        description="WaveGlow vocoder: Tacotron 2 mel spectrograms to 22050 Hz speech.",
+        epilog="Run 'waveglow <command> --help' for a command's options and examples.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"{PROGRAM} {__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="<command>", required=True)
+    for add_parser in _PARSERS:
+        add_parser(subparsers)
+    return parser
+
+
+# ---------------------------------------------------------------------------- synthesize
+def _add_synthesize_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = _subparser(
+        subparsers,
+        "synthesize",
+        "mel or audio files to speech",
+        """Synthesise speech from mel spectrograms (.pt tensors (80, F) as Tacotron 2 and NVIDIA's
+mel2samp.py save them, or .npy arrays) or from audio files (copy synthesis: audio -> mel -> audio,
+any sampling rate or channel count). Each INPUT becomes OUTDIR/<stem>_synthesis.wav (16-bit PCM,
+clipped to [-1, 1]). A bad input is reported and skipped; the exit code is 1 if any failed.""",
+        """examples:
+  waveglow synthesize --checkpoint waveglow.pt mels/*.pt -o wavs
+  waveglow synthesize --checkpoint waveglow.pt speech.wav -o out --sigma 0.666 --denoise 0.1
+  waveglow synthesize -c waveglow.pt mels/*.npy -o wavs --device cuda --batch-size 8 --seed 1""",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        "-c",
+        required=True,
+        metavar="CKPT",
+        help="WaveGlow checkpoint (ours or NVIDIA's)",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="mel (.pt, .npy) or audio file")
+    parser.add_argument(
+        "--output-dir", "-o", required=True, metavar="OUTDIR", help="where the wavs go"
+    )
+    parser.add_argument(
+        "--sigma", type=_non_negative, default=0.6, help="noise scale (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--denoise",
+        type=_non_negative,
+        default=0.0,
+        metavar="STRENGTH",
+        help="bias-removal strength, e.g. 0.1 (default: 0, off)",
+    )
+    parser.add_argument(
+        "--seed", type=int, metavar="N", help="seed for reproducible noise (per file)"
+    )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1... (default: cpu)")
+    parser.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="files per forward pass (default: 1)",
+    )
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_run_synthesize)
+
+
+def _run_synthesize(args: argparse.Namespace) -> int:
+    from .checkpoint import load
+    from .synthesize import synthesize_files
+
+    device = _device(args.device)
+    model = load(args.checkpoint, device=device)
+    report = synthesize_files(
+        model,
+        args.inputs,
+        args.output_dir,
+        sigma=args.sigma,
+        denoise=args.denoise,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        device=device,
+        progress=not args.quiet,
+        on_error=_error_line,
+    )
+    print(report.summary())
+    return 1 if report.failures else 0
+
+
+# ---------------------------------------------------------------------------- mel
+def _add_mel_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = _subparser(
+        subparsers,
+        "mel",
+        "audio files to Tacotron 2 mel spectrograms",
+        """Compute the Tacotron 2 log-mel spectrogram of audio files (resampled to the config's
+rate, mixed to mono). Each INPUT becomes OUTDIR/<stem>.pt (a float tensor (80, F), what NVIDIA's
+inference.py loads) or OUTDIR/<stem>.npy.""",
+        """examples:
+  waveglow mel speech/*.wav -o mels
+  waveglow mel speech.flac -o mels --format npy --config config.json""",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="audio file")
+    parser.add_argument(
+        "--output-dir", "-o", required=True, metavar="OUTDIR", help="where the mels go"
+    )
+    parser.add_argument("--format", choices=("pt", "npy"), default="pt", help="(default: pt)")
+    parser.add_argument(
+        "--config", help="NVIDIA-style config.json whose data_config defines the mel"
+    )
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_run_mel)
+
+
+def _run_mel(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .synthesize import compute_mels
+
+    data_config, n_mel_channels = DataConfig(), 80
+    if args.config:
+        config = load_config(args.config)
+        data_config, n_mel_channels = config.data_config, config.waveglow_config.n_mel_channels
+    report = compute_mels(
+        args.inputs,
+        args.output_dir,
+        format=args.format,
+        data_config=data_config,
+        n_mel_channels=n_mel_channels,
+        progress=not args.quiet,
+        on_error=_error_line,
+    )
+    done = len(report.results) - len(report.failures)
+    print(f"wrote {done} of {len(report.results)} mel file(s) to {args.output_dir}")
+    return 1 if report.failures else 0
+
+
+# ---------------------------------------------------------------------------- convert
+def _add_convert_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = _subparser(
+        subparsers,
+        "convert",
+        "any supported checkpoint to our format",
+        """Convert a checkpoint (NVIDIA's published or training checkpoints, or ours) to our
+self-describing format, with weight norm folded. A DST ending in .safetensors writes
+safetensors.""",
+        """examples:
+  waveglow convert waveglow_256channels_universe_v5.pt waveglow.pt
+  waveglow convert waveglow_256channels_universe_v5.pt waveglow.safetensors""",
+    )
+    parser.add_argument("source", metavar="SRC")
+    parser.add_argument("destination", metavar="DST")
+    parser.set_defaults(handler=_run_convert)
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from .convert import convert
+
+    checkpoint = convert(args.source, args.destination)
+    print(f"converted {args.source} ({checkpoint.layout}) to {args.destination}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- info
+def _add_info_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = _subparser(
+        subparsers,
+        "info",
+        "describe a checkpoint",
+        "Print a checkpoint's layout, configuration and parameter count.",
+        "example:\n  waveglow info waveglow.pt",
+    )
+    parser.add_argument("checkpoint", metavar="CKPT")
+    parser.set_defaults(handler=_run_info)
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    from .convert import read_checkpoint
+
+    checkpoint = read_checkpoint(args.checkpoint)
+    tensors = [value for value in checkpoint.state_dict.values() if hasattr(value, "numel")]
+    weight_norm = any(name.endswith("weight_g") for name in checkpoint.state_dict)
+    print(f"file:        {args.checkpoint}")
+    print(f"layout:      {checkpoint.layout}")
+    print(f"parameters:  {sum(tensor.numel() for tensor in tensors):,}")
+    print(f"weight norm: {'yes' if weight_norm else 'no (folded)'}")
+    if checkpoint.extra:
+        print(f"extra:       {', '.join(sorted(map(str, checkpoint.extra)))}")
+    print("config:")
+    print(json.dumps(checkpoint.config.to_dict(), indent=2))
+    return 0
+
+
+# ---------------------------------------------------------------------------- helpers
+_PARSERS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    _add_synthesize_parser,
+    _add_mel_parser,
+    _add_convert_parser,
+    _add_info_parser,
+)
+
+
+def _subparser(
+    subparsers: argparse._SubParsersAction, name: str, summary: str, description: str, epilog: str
+) -> argparse.ArgumentParser:
+    return subparsers.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _non_negative(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return value
+
+
+def _device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name}: not a device name (cpu, cuda, cuda:1...)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+def _describe(error: BaseException) -> str:
+    """One line for an expected error; OS errors get ``<file>: <problem>``."""
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{error.filename}: {error.strerror or error}"
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _error_line(message: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(f"{PROGRAM}: error: {' '.join(message.split())}", file=sys.stderr)
+
+
+def _error(message: str) -> None:
+    print(f"{PROGRAM}: error: {message}", file=sys.stderr)

@@ -1,0 +1,208 @@
+"""The Tacotron 2 mel contract (golden tests against an independent numpy/librosa computation) and
+audio/mel file I/O."""
+
+from __future__ import annotations
+
+import librosa
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from waveglow import DataConfig, MelSpectrogram, load_audio, load_mel, save_mel, save_wav
+from waveglow.audio import AudioError, mel_filters
+
+RATE = 22050
+
+
+# ---------------------------------------------------------------------------- signals
+def speech_like(seconds: float = 1.0, seed: int = 0, rate: int = RATE) -> np.ndarray:
+    """Int16-quantised float audio: voiced syllables with vibrato, a noise burst, silence."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    f0 = 120 + 15 * np.sin(2 * np.pi * 5.5 * t) + 30 * t  # vibrato and a rising contour
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    voiced = sum(np.sin(k * phase + rng.uniform(0, 2 * np.pi)) / k for k in range(1, 30))
+    syllables = np.clip(np.sin(2 * np.pi * 3 * t), 0, None) ** 0.7  # on/off envelope
+    audio = 0.25 * voiced * syllables
+    burst = slice(int(0.55 * len(t)), int(0.65 * len(t)))
+    audio[burst] += rng.normal(0, 0.1, burst.stop - burst.start)  # a fricative
+    audio[int(0.85 * len(t)) :] = 0.0  # digital silence at the end
+    return np.round(np.clip(audio, -1, 1 - 1 / 32768) * 32768) / 32768
+
+
+def reference_mel(audio: np.ndarray, config: DataConfig, n_mels: int = 80) -> np.ndarray:
+    """The Tacotron 2 mel computed independently: librosa STFT, hand-built Slaney filters, log."""
+    spectrum = librosa.stft(
+        y=audio.astype(np.float64),
+        n_fft=config.filter_length,
+        hop_length=config.hop_length,
+        win_length=config.win_length,
+        window="hann",
+        center=True,
+        pad_mode="reflect",
+    )
+    filters = slaney_filters(config.sampling_rate, config.filter_length, n_mels, 0.0, 8000.0)
+    return np.log(np.maximum(filters @ np.abs(spectrum), 1e-5))
+
+
+def slaney_filters(rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """Slaney's Auditory Toolbox mel bank: linear below 1 kHz, log above, area-normalised."""
+
+    def to_mel(hz: np.ndarray) -> np.ndarray:
+        hz = np.asarray(hz, dtype=np.float64)
+        log_part = 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
+        return np.where(hz >= 1000.0, log_part, hz / (200.0 / 3.0))
+
+    def to_hz(mel: np.ndarray) -> np.ndarray:
+        log_part = 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0))
+        return np.where(mel >= 15.0, log_part, mel * (200.0 / 3.0))
+
+    edges = to_hz(np.linspace(to_mel(fmin), to_mel(fmax), n_mels + 2))
+    bins = np.linspace(0, rate / 2, n_fft // 2 + 1)
+    rising = (bins[None, :] - edges[:-2, None]) / np.diff(edges)[:-1, None]
+    falling = (edges[2:, None] - bins[None, :]) / np.diff(edges)[1:, None]
+    triangles = np.maximum(0.0, np.minimum(rising, falling))
+    return triangles * (2.0 / (edges[2:] - edges[:-2]))[:, None]
+
+
+# ---------------------------------------------------------------------------- the mel contract
+def test_slaney_filters_match_ours():
+    ours = mel_filters(DataConfig(), 80)
+    np.testing.assert_allclose(ours, slaney_filters(RATE, 1024, 80, 0.0, 8000.0), atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_mel_matches_independent_computation(seed):
+    audio = speech_like(seed=seed)
+    mel = MelSpectrogram()(torch.from_numpy(audio).float()).double().numpy()
+    expected = reference_mel(audio.astype(np.float32), DataConfig())
+    assert mel.shape == expected.shape == (80, 1 + len(audio) // 256)
+    assert (expected > np.log(1e-5) + 1).mean() > 0.5  # mostly above the floor: a real test
+    np.testing.assert_allclose(mel, expected, atol=2e-3, rtol=0)
+    assert np.abs(mel - expected).mean() < 1e-4
+
+
+def test_mel_with_window_shorter_than_filter():
+    config = DataConfig(win_length=800)
+    audio = speech_like(seconds=0.5, seed=2)
+    mel = MelSpectrogram(config)(torch.from_numpy(audio).float()).double().numpy()
+    expected = reference_mel(audio.astype(np.float32), config)
+    np.testing.assert_allclose(mel, expected, atol=2e-3, rtol=0)
+    full_window = MelSpectrogram()(torch.from_numpy(audio).float()).double().numpy()
+    assert np.abs(full_window - mel).max() > 0.05  # the window really changed
+
+
+@pytest.mark.parametrize("length", [513, 1024, 1279, 1280, 22050])
+def test_mel_frame_count(length):
+    audio = torch.from_numpy(speech_like(seconds=length / RATE + 0.01)[:length]).float()
+    assert MelSpectrogram()(audio).shape == (80, 1 + length // 256)
+
+
+def test_mel_batch_equals_items_and_floor():
+    audio = torch.from_numpy(np.stack([speech_like(0.3, 3), np.zeros(int(0.3 * RATE))])).float()
+    mel = MelSpectrogram()(audio)
+    assert mel.shape == (2, 80, 1 + audio.shape[1] // 256)
+    torch.testing.assert_close(mel[0], MelSpectrogram()(audio[0]))
+    torch.testing.assert_close(mel[1], torch.full_like(mel[1], float(np.log(1e-5))))
+
+
+# ---------------------------------------------------------------------------- audio files
+def test_load_int16_is_exact(tmp_path):
+    pcm = np.array([-32768, -32767, -1, 0, 1, 12345, 32767] * 200, dtype=np.int16)
+    soundfile.write(tmp_path / "a.wav", pcm, RATE, subtype="PCM_16")
+    audio, rate = load_audio(tmp_path / "a.wav")
+    assert rate == RATE and audio.dtype == np.float32
+    np.testing.assert_array_equal(audio, pcm.astype(np.float32) / 32768)
+
+
+def test_stereo_is_mixed_to_mono(tmp_path):
+    left = (np.arange(3000) % 200 - 100).astype(np.int16) * 50
+    right = -(np.arange(3000) % 70).astype(np.int16) * 100
+    soundfile.write(tmp_path / "s.wav", np.stack([left, right], axis=1), RATE, subtype="PCM_16")
+    audio, _ = load_audio(tmp_path / "s.wav")
+    expected = (left.astype(np.float64) + right) / 2 / 32768
+    np.testing.assert_allclose(audio, expected, atol=1e-7)
+
+
+def test_resampling_16k_to_22050(tmp_path):
+    t = np.arange(16000) / 16000
+    soundfile.write(tmp_path / "r.wav", 0.5 * np.sin(2 * np.pi * 440 * t), 16000, subtype="FLOAT")
+    audio, rate = load_audio(tmp_path / "r.wav", 22050)
+    assert rate == 22050 and abs(len(audio) - 22050) <= 1
+    expected = 0.5 * np.sin(2 * np.pi * 440 * np.arange(len(audio)) / 22050)
+    np.testing.assert_allclose(audio[500:-500], expected[500:-500], atol=1e-3)
+    kept, rate = load_audio(tmp_path / "r.wav", None)
+    assert rate == 16000 and len(kept) == 16000
+
+
+def test_save_wav_clips_never_wraps(tmp_path):
+    save_wav(tmp_path / "c.wav", np.array([1.5, -1.5, 1.0, -1.0, 0.5, 0.0, 2e9]), RATE)
+    pcm, rate = soundfile.read(tmp_path / "c.wav", dtype="int16")
+    assert rate == RATE
+    np.testing.assert_array_equal(pcm, [32767, -32768, 32767, -32768, 16384, 0, 32767])
+    assert soundfile.info(str(tmp_path / "c.wav")).subtype == "PCM_16"
+
+
+def test_save_wav_failure_keeps_old_file(tmp_path):
+    path = tmp_path / "keep.wav"
+    save_wav(path, np.zeros(100), RATE)
+    before = path.read_bytes()
+    with pytest.raises(Exception):  # noqa: B017 - whatever soundfile raises for a bad rate
+        save_wav(path, np.ones(100) * 0.1, 0)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.wav"]
+
+
+@pytest.mark.parametrize("problem", ["missing", "empty", "corrupt", "nan", "no samples"])
+def test_bad_audio_files_name_the_file(tmp_path, problem):
+    path = tmp_path / f"{problem.replace(' ', '_')}.wav"
+    if problem == "empty":
+        path.write_bytes(b"")
+    elif problem == "corrupt":
+        path.write_bytes(b"RIFF\x00\x01garbage" * 10)
+    elif problem == "nan":
+        soundfile.write(path, np.array([0.1, np.nan, 0.2] * 100), RATE, subtype="FLOAT")
+    elif problem == "no samples":
+        soundfile.write(path, np.zeros(0), RATE, subtype="PCM_16")
+    with pytest.raises(AudioError, match=str(path).replace("\\", "\\\\")):
+        load_audio(path)
+
+
+# ---------------------------------------------------------------------------- mel files
+@pytest.mark.parametrize("suffix", [".pt", ".npy"])
+def test_mel_file_round_trip(tmp_path, suffix):
+    mel = torch.randn(80, 37)
+    save_mel(tmp_path / f"m{suffix}", mel)
+    torch.testing.assert_close(load_mel(tmp_path / f"m{suffix}"), mel, rtol=0, atol=0)
+    if suffix == ".pt":
+        assert torch.load(tmp_path / "m.pt", weights_only=True).shape == (80, 37)
+
+
+def test_mel_with_batch_dimension_is_accepted(tmp_path):
+    torch.save(torch.ones(1, 80, 5), tmp_path / "b.pt")
+    assert load_mel(tmp_path / "b.pt").shape == (80, 5)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("channels.pt", torch.zeros(40, 10), r"shape \(80, frames\)"),
+        ("nan.npy", np.full((80, 10), np.nan, dtype=np.float32), "NaN"),
+        ("frames.npy", np.zeros((80, 0), dtype=np.float32), "no frames"),
+        ("dict.pt", {"mel": torch.zeros(80, 3)}, "expected a tensor"),
+        ("corrupt.pt", b"not a torch file", "not a readable mel"),
+        ("empty.npy", b"", "empty"),
+    ],
+)
+def test_bad_mel_files_name_the_file(tmp_path, name, content, message):
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif isinstance(content, np.ndarray):
+        np.save(path, content)
+    else:
+        torch.save(content, path)
+    with pytest.raises(AudioError, match=message) as caught:
+        load_mel(path)
+    assert str(path) in str(caught.value)

@@ -1,0 +1,294 @@
+"""The ``waveglow`` command line end to end, in a temporary folder with a tiny model."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+import waveglow
+from conftest import TINY_DATA, make_tiny
+from waveglow import MelSpectrogram, load, load_audio, save
+from waveglow.cli import main
+from waveglow.synthesize import OUTPUT_SUFFIX
+
+HOP = TINY_DATA.hop_length
+
+
+@pytest.fixture
+def checkpoint(tmp_path: Path) -> Path:
+    return save(make_tiny(), tmp_path / "tiny.pt")
+
+
+def random_mel(frames: int, seed: int, bins: int = 8) -> torch.Tensor:
+    return torch.randn(bins, frames, generator=torch.Generator().manual_seed(seed)) * 2 - 5
+
+
+def read_pcm(path: Path) -> np.ndarray:
+    pcm, rate = soundfile.read(path, dtype="int16")
+    assert rate == 22050
+    return pcm
+
+
+def stereo_wav(path: Path, rate: int = 16000, samples: int = 4000) -> Path:
+    t = np.arange(samples) / rate
+    left, right = np.sin(2 * np.pi * 220 * t), np.sin(2 * np.pi * 330 * t + 1)
+    soundfile.write(path, 0.3 * np.stack([left, right], axis=1), rate, subtype="PCM_16")
+    return path
+
+
+def run(*args: str | Path) -> int:
+    return main([str(arg) for arg in args])
+
+
+def leftovers(folder: Path) -> list[str]:
+    return [p.name for p in folder.rglob("*") if p.name.startswith(".") or p.suffix == ".tmp"]
+
+
+def test_synthesize_pt_npy_and_copy_synthesis(tmp_path, checkpoint, capsys):
+    torch.save(random_mel(20, 0), tmp_path / "a.pt")
+    np.save(tmp_path / "b.npy", random_mel(11, 1).numpy())
+    wav = stereo_wav(tmp_path / "c.wav")
+    out = tmp_path / "out"
+    code = run(
+        "synthesize", "-c", checkpoint, tmp_path / "a.pt", tmp_path / "b.npy", wav, "-o", out, "-q"
+    )
+    assert code == 0
+    resampled = len(load_audio(wav, 22050)[0])
+    assert len(read_pcm(out / f"a{OUTPUT_SUFFIX}")) == 20 * HOP
+    assert len(read_pcm(out / f"b{OUTPUT_SUFFIX}")) == 11 * HOP
+    assert len(read_pcm(out / f"c{OUTPUT_SUFFIX}")) == (1 + resampled // HOP) * HOP
+    summary = capsys.readouterr().out
+    assert "3 of 3 file(s)" in summary and "s of audio" in summary and "kHz" in summary
+    assert not leftovers(tmp_path)
+
+
+def test_seed_makes_output_reproducible(tmp_path, checkpoint):
+    torch.save(random_mel(15, 2), tmp_path / "m.pt")
+    outputs = {}
+    for name, seed in [("one", "4"), ("two", "4"), ("three", "5")]:
+        assert (
+            run(
+                "synthesize",
+                "-c",
+                checkpoint,
+                tmp_path / "m.pt",
+                "-o",
+                tmp_path / name,
+                "--seed",
+                seed,
+                "-q",
+            )
+            == 0
+        )
+        outputs[name] = read_pcm(tmp_path / name / f"m{OUTPUT_SUFFIX}")
+    np.testing.assert_array_equal(outputs["one"], outputs["two"])
+    assert np.abs(outputs["one"].astype(int) - outputs["three"]).max() > 100
+
+
+def test_batch_size_two_equals_batch_size_one(tmp_path, checkpoint):
+    lengths = [30, 17, 24]
+    inputs = []
+    for index, frames in enumerate(lengths):
+        torch.save(random_mel(frames, 10 + index), tmp_path / f"u{index}.pt")
+        inputs.append(tmp_path / f"u{index}.pt")
+    for batch in ("1", "2"):
+        code = run(
+            "synthesize",
+            "-c",
+            checkpoint,
+            *inputs,
+            "-o",
+            tmp_path / batch,
+            "--seed",
+            "3",
+            "--batch-size",
+            batch,
+            "-q",
+        )
+        assert code == 0
+    field = waveglow.synthesize.receptive_field(make_tiny())
+    for index, frames in enumerate(lengths):
+        single = read_pcm(tmp_path / "1" / f"u{index}{OUTPUT_SUFFIX}").astype(int)
+        batched = read_pcm(tmp_path / "2" / f"u{index}{OUTPUT_SUFFIX}").astype(int)
+        assert len(single) == len(batched) == frames * HOP
+        # within a batch u0 (30 frames) pads u1; u2 is alone in the second batch
+        keep = len(single) - field if index == 1 else len(single)
+        assert np.abs(single[:keep] - batched[:keep]).max() <= 1  # int16 rounding at most
+
+
+def test_denoise_option_changes_output(tmp_path, checkpoint):
+    torch.save(random_mel(25, 3), tmp_path / "m.pt")
+    for name, strength in [("plain", "0"), ("denoised", "0.5")]:
+        run(
+            "synthesize",
+            "-c",
+            checkpoint,
+            tmp_path / "m.pt",
+            "-o",
+            tmp_path / name,
+            "--seed",
+            "1",
+            "--denoise",
+            strength,
+            "-q",
+        )
+    plain = read_pcm(tmp_path / "plain" / f"m{OUTPUT_SUFFIX}").astype(int)
+    denoised = read_pcm(tmp_path / "denoised" / f"m{OUTPUT_SUFFIX}").astype(int)
+    assert len(plain) == len(denoised) and np.abs(plain - denoised).max() > 10
+
+
+def test_bad_inputs_one_line_each_good_files_written(tmp_path, checkpoint, capsys):
+    torch.save(random_mel(12, 4), tmp_path / "good.pt")
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "corrupt.pt").write_bytes(b"this is not a tensor" * 3)
+    torch.save(random_mel(12, 5, bins=80), tmp_path / "channels.pt")
+    np.save(tmp_path / "nan.npy", np.full((8, 6), np.nan, dtype=np.float32))
+    stereo_wav(tmp_path / "also_good.wav")
+    bad = ["missing.npy", "empty.wav", "corrupt.pt", "channels.pt", "nan.npy"]
+    inputs = [tmp_path / name for name in ["good.pt", *bad, "also_good.wav"]]
+    code = run(
+        "synthesize", "-c", checkpoint, *inputs, "-o", tmp_path / "out", "-q", "--batch-size", "2"
+    )
+    assert code == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == len(bad)
+    for name, line in zip(bad, lines, strict=True):
+        assert line.startswith(f"waveglow: error: {tmp_path / name}: ")
+    assert "Traceback" not in "".join(lines)
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == [f"also_good{OUTPUT_SUFFIX}", f"good{OUTPUT_SUFFIX}"]
+    assert not leftovers(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (
+            ["synthesize", "-c", "{tmp}/nothing.pt", "{tmp}/m.pt", "-o", "{tmp}/o"],
+            "nothing.pt: no such file",
+        ),
+        (["synthesize", "-c", "{tmp}/m.pt", "{tmp}/m.pt", "-o", "{tmp}/o"], "m.pt: "),
+        (["info", "{tmp}/m.pt"], "m.pt: "),
+        (["mel", "{tmp}/x.wav", "-o", "{tmp}/o", "--config", "{tmp}/bad.json"], "bad.json: "),
+    ],
+)
+def test_expected_errors_are_one_line_exit_1(tmp_path, capsys, args, needle):
+    torch.save(random_mel(5, 0), tmp_path / "m.pt")  # a mel, not a checkpoint
+    (tmp_path / "bad.json").write_text('{"data_config": {"hop_lenght": 256}}')
+    assert run(*[arg.format(tmp=tmp_path) for arg in args]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith("waveglow: error: ") and needle in error
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_is_a_clear_error(tmp_path, checkpoint, capsys):
+    torch.save(random_mel(5, 0), tmp_path / "m.pt")
+    assert (
+        run("synthesize", "-c", checkpoint, tmp_path / "m.pt", "-o", tmp_path, "--device", "cuda")
+        == 1
+    )
+    assert "CUDA is not available" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(capsys):
+    assert run("synthesize", "--sigma", "-1", "x.pt", "-o", "o", "-c", "c.pt") == 2
+    assert run("frobnicate") == 2
+    assert run() == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_version_and_help(capsys):
+    assert run("--version") == 0
+    assert capsys.readouterr().out.strip() == f"waveglow {waveglow.__version__}"
+    for command in ("synthesize", "mel", "convert", "info"):
+        assert run(command, "--help") == 0
+        assert "example" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fmt", ["pt", "npy"])
+def test_mel_command_matches_mel_spectrogram(tmp_path, capsys, fmt):
+    wav = stereo_wav(tmp_path / "voice.wav", rate=44100, samples=9000)
+    assert run("mel", wav, "-o", tmp_path / "mels", "--format", fmt, "-q") == 0
+    path = tmp_path / "mels" / f"voice.{fmt}"
+    mel = torch.load(path, weights_only=True) if fmt == "pt" else torch.from_numpy(np.load(path))
+    expected = MelSpectrogram()(torch.from_numpy(load_audio(wav, 22050)[0]))
+    assert mel.dtype == torch.float32 and mel.shape[0] == 80
+    torch.testing.assert_close(mel, expected, rtol=0, atol=0)
+    assert "wrote 1 of 1" in capsys.readouterr().out
+
+
+def test_mel_command_with_nvidia_config(tmp_path):
+    config = waveglow.Config(waveglow_config=make_tiny().config, data_config=TINY_DATA)
+    (tmp_path / "config.json").write_text(__import__("json").dumps(config.to_dict()))
+    wav = stereo_wav(tmp_path / "v.wav")
+    assert run("mel", wav, "-o", tmp_path, "--config", tmp_path / "config.json", "-q") == 0
+    mel = torch.load(tmp_path / "v.pt", weights_only=True)
+    expected = MelSpectrogram(TINY_DATA, 8)(torch.from_numpy(load_audio(wav, 22050)[0]))
+    torch.testing.assert_close(mel, expected, rtol=0, atol=0)
+
+
+def test_info_and_convert(tmp_path, checkpoint, capsys):
+    assert run("info", checkpoint) == 0
+    text = capsys.readouterr().out
+    model = make_tiny()
+    assert "layout:      waveglow" in text
+    assert f"parameters:  {sum(p.numel() for p in model.parameters()):,}" in text
+    assert '"n_mel_channels": 8' in text
+    assert run("convert", checkpoint, tmp_path / "converted.safetensors") == 0
+    converted = load(tmp_path / "converted.safetensors")
+    mel = random_mel(6, 0)[None]
+    with torch.no_grad():
+        expected = load(checkpoint).infer(mel, sigma=0.0)
+        torch.testing.assert_close(converted.infer(mel, sigma=0.0), expected)
+
+
+def _subprocess_env() -> dict[str, str]:
+    source = str(Path(waveglow.__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": source}
+
+
+def test_entry_point_help_subprocess():
+    result = subprocess.run(
+        [sys.executable, "-m", "waveglow", "--help"],
+        capture_output=True,
+        text=True,
+        env=_subprocess_env(),
+        timeout=120,
+    )
+    assert result.returncode == 0
+    assert all(name in result.stdout for name in ("synthesize", "mel", "convert", "info"))
+
+
+def test_entry_point_synthesize_subprocess(tmp_path, checkpoint):
+    torch.save(random_mel(9, 0), tmp_path / "m.pt")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "waveglow",
+            "synthesize",
+            "-c",
+            str(checkpoint),
+            str(tmp_path / "m.pt"),
+            str(tmp_path / "missing.pt"),
+            "-o",
+            str(tmp_path / "out"),
+            "--seed",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        env=_subprocess_env(),
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert f"waveglow: error: {tmp_path / 'missing.pt'}: no such file" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(read_pcm(tmp_path / "out" / f"m{OUTPUT_SUFFIX}")) == 9 * HOP
