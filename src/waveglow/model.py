@@ -14,10 +14,13 @@ implementation of the inverse flow, used by :meth:`WaveGlow.infer` and by every 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 
 from .config import Config, DataConfig, WaveGlowConfig
+from .fast import GemmCondition
 from .modules import WN, Invertible1x1Conv, remove_weight_norm
 
 
@@ -76,18 +79,22 @@ class WaveGlow(nn.Module):
         )  # (B, M*G, T_G)
 
     # ------------------------------------------------------------------ forward flow
-    def forward(self, mel: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, mel: torch.Tensor, audio: torch.Tensor, precision: str | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Audio to latent: returns ``z`` (B, G, T/G) and ``log_det`` (B,).
 
         ``log_det`` is the sum of every coupling's log-scales and every 1x1 convolution's
-        log-determinant, i.e. log |det dz/daudio| per batch item.
+        log-determinant, i.e. log |det dz/daudio| per batch item. ``precision`` None evaluates the
+        WNs with plain convolutions; "fp32", "bf16", "fp16" or "auto" with the (differentiable)
+        matrix-product evaluation of :mod:`waveglow.fast`, its big matmuls in that precision.
         """
         self._check_mel(mel)
         batch, length = audio.shape
         group = self.n_group
         if length % group:
             raise ValueError(f"audio length {length} is not a multiple of n_group={group}")
-        mel_groups = self.condition(mel, length)  # (B, M*G, T_G)
+        mel_groups = self._wn_condition(self.condition(mel, length), precision)
         audio = audio.reshape(batch, length // group, group).transpose(1, 2)  # (B, G, T_G)
         early: list[torch.Tensor] = []
         log_det = audio.new_zeros(batch, dtype=torch.promote_types(audio.dtype, torch.float32))
@@ -105,9 +112,16 @@ class WaveGlow(nn.Module):
         return torch.cat([*early, audio], dim=1), log_det  # (B, G, T_G)
 
     # ------------------------------------------------------------------ inverse flow
-    def inverse(self, mel_groups: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """The inverse flow: latent ``z`` (B, G, T_G) and grouped mel (B, M*G, T_G) to (B, G, T_G)."""
+    def inverse(
+        self, mel_groups: torch.Tensor, z: torch.Tensor, precision: str | None = None
+    ) -> torch.Tensor:
+        """The inverse flow: latent ``z`` (B, G, T_G) and grouped mel (B, M*G, T_G) to (B, G, T_G).
+
+        ``precision`` selects the WN evaluation as in :meth:`forward`; the couplings and the 1x1
+        inverses are always computed in the dtype of ``z`` (float32 or float64).
+        """
         config = self.config
+        mel_groups = self._wn_condition(mel_groups, precision)
         early_end = config.n_group - config.channels_at(config.n_flows - 1)
         audio = z[:, early_end:]  # (B, C_last, T_G)
         for k in reversed(range(config.n_flows)):
@@ -127,12 +141,16 @@ class WaveGlow(nn.Module):
         sigma: float = 0.6,
         z: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        precision: str | None = "fp32",
     ) -> torch.Tensor:
         """Mel (B, M, F) to audio (B, F * hop).
 
         Without ``z``, the latent is drawn from N(0, sigma^2) on the mel's device and dtype (pass a
         ``generator`` for reproducible noise). An explicit ``z`` (B, G, F * hop / G), in the layout
-        :meth:`forward` returns, is used as is and ``sigma`` is ignored.
+        :meth:`forward` returns, is used as is and ``sigma`` is ignored. ``precision``: "fp32"
+        (default: matrix-product evaluation, full precision), "bf16", "fp16", "auto" (bf16 on CPUs
+        with bf16 matrix hardware, else fp32; bf16/fp16 on CUDA) or None (plain convolutions).
+        Runs without autograd.
         """
         self._check_mel(mel)
         batch, _, frames = mel.shape
@@ -144,10 +162,39 @@ class WaveGlow(nn.Module):
             raise ValueError(
                 f"z has shape {tuple(z.shape)}; a mel of {frames} frames needs {shape}"
             )
-        audio = self.inverse(self.condition(mel, length), z.to(mel.dtype))  # (B, G, T_G)
+        with torch.no_grad():
+            mel_groups = self.condition(mel, length)  # (B, M*G, T_G)
+            audio = self.inverse(mel_groups, z.to(mel.dtype), precision)  # (B, G, T_G)
         return audio.transpose(1, 2).reshape(batch, length)  # (B, T)
 
+    def infer_chunks(
+        self,
+        mel: torch.Tensor,
+        chunk_frames: int | None = None,
+        sigma: float = 0.6,
+        z: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        precision: str | None = "fp32",
+    ) -> Iterator[torch.Tensor]:
+        """Yield the audio of ``mel`` chunk by chunk (B, chunk_frames * hop), in bounded memory;
+        joined, the chunks equal :meth:`infer` with the same ``z`` (see :mod:`waveglow.chunked`).
+        Without ``z`` the noise is drawn per fixed block of frames, independent of the chunk size.
+        """
+        from .chunked import DEFAULT_CHUNK_FRAMES, infer_chunks
+
+        chunk_frames = DEFAULT_CHUNK_FRAMES if chunk_frames is None else chunk_frames
+        return infer_chunks(self, mel, chunk_frames, sigma, z, generator, precision)
+
     # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _wn_condition(
+        mel_groups: torch.Tensor, precision: str | None
+    ) -> torch.Tensor | GemmCondition:
+        """What the WNs receive: the mel itself (convolutions) or a GemmCondition (matmuls)."""
+        if precision is None or isinstance(mel_groups, GemmCondition):
+            return mel_groups
+        return GemmCondition.prepare(mel_groups, precision)
+
     def remove_weight_norm(self) -> WaveGlow:
         """Fold every weight-normalised convolution into a plain one (for inference)."""
         remove_weight_norm(self)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import WNConfig
+from .fast import GemmCondition, wn_forward
 
 
 class WeightNormConv1d(nn.Module):
@@ -145,8 +146,13 @@ class WN(nn.Module):
             WeightNormConv1d(channels, 2 * channels if i < layers - 1 else channels)
             for i in range(layers)
         )
+        self._gemm_cache: dict = {}
 
-    def forward(self, audio: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+    def forward(self, audio: torch.Tensor, mel: torch.Tensor | GemmCondition) -> torch.Tensor:
+        """Reference evaluation (plain convolutions) for a mel tensor; the GEMM evaluation of
+        :mod:`waveglow.fast` (same function, faster, optional bf16/fp16) for a GemmCondition."""
+        if isinstance(mel, GemmCondition):
+            return wn_forward(self, audio, mel)
         audio = self.start(audio)
         cond = self.cond_layer(mel)
         output = torch.zeros_like(audio)
@@ -163,6 +169,10 @@ class WN(nn.Module):
             else:
                 output = output + res_skip
         return self.end(output)
+
+    def _apply(self, fn, recurse: bool = True):  # noqa: ANN001 - torch's signature
+        self._gemm_cache = {}
+        return super()._apply(fn, recurse)
 
 
 def gated_activation(audio: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
