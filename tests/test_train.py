@@ -152,8 +152,11 @@ def test_training_checkpoint_is_safe_to_load_and_holds_the_run(corpus, tmp_path)
     assert best["training"]["progress"]["best_validation_loss"] == result.best_validation_loss
 
 
+@pytest.mark.parametrize("implementation", ["gemm", "conv"])
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
-def test_mixed_precision_keeps_flow_bookkeeping_in_fp32(precision, corpus, tmp_path):
+def test_mixed_precision_keeps_flow_bookkeeping_in_fp32(
+    precision, implementation, corpus, tmp_path
+):
     model = make_tiny()
     mel, audio = torch.randn(2, 8, 17), 0.1 * torch.randn(2, 256)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
@@ -163,9 +166,26 @@ def test_mixed_precision_keeps_flow_bookkeeping_in_fp32(precision, corpus, tmp_p
     reference_z, reference_log_det = model(mel, audio)
     torch.testing.assert_close(log_det, reference_log_det, rtol=0.05, atol=0.5)
     output = tmp_path / "run"
-    result = train(_config(corpus, output, max_iters=12, precision=precision), progress_bar=False)
+    config = _config(
+        corpus, output, max_iters=12, precision=precision, wn_implementation=implementation
+    )
+    result = train(config, progress_bar=False)
     losses = [entry["loss"] for entry in _log(output, "step")]
     assert result.skipped_steps == 0 and losses[-1] < losses[0]
+
+
+def test_gemm_and_convolution_wn_train_alike_in_fp32(corpus, tmp_path):
+    runs = {}
+    for implementation in ("gemm", "conv"):
+        output = tmp_path / implementation
+        config = _config(corpus, output, max_iters=6, wn_implementation=implementation)
+        runs[implementation] = train(config, progress_bar=False)
+        runs[implementation].losses = [entry["loss"] for entry in _log(output, "step")]
+    assert runs["gemm"].losses == pytest.approx(runs["conv"].losses, rel=1e-4, abs=1e-5)
+    for name, tensor in runs["gemm"].model.state_dict().items():
+        torch.testing.assert_close(
+            tensor, runs["conv"].model.state_dict()[name], rtol=1e-3, atol=1e-5
+        )
 
 
 # ---------------------------------------------------------------------------- resume

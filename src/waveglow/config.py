@@ -127,6 +127,7 @@ class TrainConfig:
     with_tensorboard: bool = False
     # ---- ours (defaults keep NVIDIA's behaviour); fp16_run=true means precision "fp16"
     precision: str = "fp32"
+    wn_implementation: str = "gemm"
     max_iters: int = 0
     grad_clip_thresh: float = 0.0
     grad_accumulation: int = 1
@@ -147,6 +148,10 @@ class TrainConfig:
         _require(
             self.precision in ("fp32", "bf16", "fp16"),
             f"train_config.precision must be fp32, bf16 or fp16, got {self.precision!r}",
+        )
+        _require(
+            self.wn_implementation in ("gemm", "conv"),
+            f"train_config.wn_implementation must be gemm or conv, got {self.wn_implementation!r}",
         )
         _require(self.batch_size >= 1, "train_config.batch_size must be >= 1")
         _require(self.learning_rate > 0, "train_config.learning_rate must be > 0")

@@ -27,7 +27,7 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -211,11 +211,17 @@ class Trainer:
     def train_config(self) -> TrainConfig:
         return self.config.train_config
 
-    def autocast(self) -> AbstractContextManager:
+    def forward(self, mel: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The flow in the run's precision: the matrix-product WN (:mod:`waveglow.fast`) with its
+        big products in bf16/fp16, or (``wn_implementation="conv"``) convolutions under autocast.
+        Either way the couplings, 1x1 convolutions and log-determinants stay in fp32."""
         precision = self.train_config.amp_precision
+        if self.train_config.wn_implementation == "gemm":
+            return self.network(mel, audio, precision=precision)
         if precision == "fp32":
-            return nullcontext()
-        return torch.autocast(self.distributed.device.type, dtype=_DTYPES[precision])
+            return self.network(mel, audio)
+        with torch.autocast(self.distributed.device.type, dtype=_DTYPES[precision]):
+            return self.network(mel, audio)
 
 
 # ---------------------------------------------------------------------------- entry point
@@ -477,8 +483,7 @@ def _backward(trainer: Trainer, batch: Batch, last: bool, parts: int) -> torch.T
     audio = batch.audio.to(device, non_blocking=True)
     synchronise = last or not trainer.distributed.enabled
     with nullcontext() if synchronise else trainer.network.no_sync():
-        with trainer.autocast():
-            z, log_det = trainer.network(mel, audio)
+        z, log_det = trainer.forward(mel, audio)
         loss = nll_loss(z.float(), log_det.float(), trainer.train_config.sigma) / parts
         trainer.scaler.scale(loss).backward()
     return loss.detach()
