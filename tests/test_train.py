@@ -336,23 +336,12 @@ def _python_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": source, "OMP_NUM_THREADS": "1"}
 
 
-_RUNNER = """
-import json, os, sys, torch
-torch.set_num_threads(1)
-from waveglow.config import Config
-from waveglow.train import train
-config = Config.from_dict(json.loads(open(sys.argv[1]).read()))
-result = train(config, resume=sys.argv[2] == "resume", progress_bar=False)
-torch.save(result.model.state_dict(), sys.argv[3] + ".rank" + os.environ.get("RANK", "0"))
-"""
-
-
-def _start(config: Config, tmp_path: Path, mode: str, launcher: list[str]) -> subprocess.Popen:
-    config_path = tmp_path / f"config_{mode}.json"
+def _start(config: Config, tmp_path: Path, *options: str, launcher: tuple = ()) -> subprocess.Popen:
+    """``waveglow train`` (through ``launcher``, e.g. torchrun) on ``config`` in a new process."""
+    config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config.to_dict()))
-    runner = tmp_path / "runner.py"
-    runner.write_text(_RUNNER)
-    command = [*launcher, str(runner), str(config_path), mode, str(tmp_path / f"weights_{mode}")]
+    launcher = launcher or (sys.executable,)
+    command = [*launcher, "-m", "waveglow", "train", "--config", str(config_path), "-q", *options]
     return subprocess.Popen(
         command, env=_python_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -374,7 +363,7 @@ def _wait_for_step(output: Path, step: int, process: subprocess.Popen, limit: fl
 def test_kill_9_then_resume_loses_at_most_one_interval(corpus, tmp_path):
     output = tmp_path / "run"
     config = _config(corpus, output, max_iters=10_000, iters_per_checkpoint=4)
-    process = _start(config, tmp_path, "fresh", [sys.executable])
+    process = _start(config, tmp_path)
     _wait_for_step(output, 10, process)
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -383,18 +372,18 @@ def test_kill_9_then_resume_loses_at_most_one_interval(corpus, tmp_path):
     saved_step = int(last.stem.split("_")[1])
     assert reached - saved_step < 4 + 1  # at most one interval (plus the step in flight)
     assert waveglow.load(last).has_weight_norm is False  # the newest file is whole
-    resumed = train(
-        _config(corpus, output, max_iters=saved_step + 2), resume=True, progress_bar=False
-    )
+    process = _start(config, tmp_path, "--resume", "--max-iters", str(saved_step + 2))
+    output_text, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output_text
+    assert f"trained to step {saved_step + 2};" in output_text
     assert _log(output, "start")[-1]["resumed_from"] == str(last)
-    assert resumed.step == saved_step + 2
 
 
 @pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(corpus, tmp_path):
     output = tmp_path / "run"
     config = _config(corpus, output, max_iters=10_000, iters_per_checkpoint=1000)
-    process = _start(config, tmp_path, "fresh", [sys.executable])
+    process = _start(config, tmp_path)
     _wait_for_step(output, 3, process)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 0, process.stdout.read()
@@ -408,14 +397,36 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(corpus, tmp_path):
 def test_two_process_gloo_run_matches_one_process(corpus, tmp_path):
     fields = {"max_iters": 4, "iters_per_checkpoint": 4, "iters_per_validation": 4}
     distributed = _config(corpus, tmp_path / "ddp", batch_size=2, **fields)
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2"]
-    process = _start(distributed, tmp_path, "ddp", launcher)
+    launcher = (sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2")
+    process = _start(distributed, tmp_path, launcher=launcher)
     single = train(_config(corpus, tmp_path / "single", batch_size=4, **fields), progress_bar=False)
     output, _ = process.communicate(timeout=120)
     assert process.returncode == 0, output
-    ranks = [torch.load(tmp_path / f"weights_ddp.rank{r}", weights_only=True) for r in (0, 1)]
-    for name, tensor in ranks[0].items():
-        assert torch.equal(tensor, ranks[1][name]), name
-        torch.testing.assert_close(tensor, single.model.state_dict()[name], rtol=1e-4, atol=1e-5)
+    assert output.count("trained to step 4;") == 1  # rank 0 alone reports
     assert _log(tmp_path / "ddp", "start")[0]["world_size"] == 2
     assert len(_log(tmp_path / "ddp", "start")) == 1  # rank 0 alone logs
+    assert [e["ranks_agree"] for e in _log(tmp_path / "ddp", "checkpoint")] == [True]
+    ddp = waveglow.load(tmp_path / "ddp" / "waveglow_00000004.pt", weight_norm=True)
+    for name, tensor in ddp.state_dict().items():
+        torch.testing.assert_close(tensor, single.model.state_dict()[name], rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------- command line
+def test_cli_train_flags_and_overrides(corpus, tmp_path, capsys):
+    from waveglow.cli import main
+
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(_config(corpus, tmp_path / "unused").to_dict()))
+    output = tmp_path / "run"
+    common = ["train", "--config", str(config_path), "-o", str(output), "-q"]
+    code = main([*common, "--data", str(corpus), "--max-iters", "2", "--set", "train.seed=3"])
+    assert code == 0, capsys.readouterr().err
+    written = json.loads((output / "config.json").read_text())
+    assert written["train_config"]["seed"] == 3 and written["train_config"]["max_iters"] == 2
+    assert "trained to step 2;" in capsys.readouterr().out
+    assert main(["train", "-o", str(output), "--resume", "--max-iters", "3", "-q"]) == 0
+    assert _log(output, "start")[-1]["step"] == 2
+    assert main([*common, "--set", "train.no_such_key=1"]) == 1
+    assert "unknown key 'no_such_key'" in capsys.readouterr().err
+    assert main([*common, "--resume", "-o", str(tmp_path / "fresh")]) == 1
+    assert "no waveglow_*.pt checkpoint to resume from" in capsys.readouterr().err

@@ -624,7 +624,8 @@ def _synthesise(
 # ---------------------------------------------------------------------------- checkpoints
 def save_checkpoint(trainer: Trainer) -> Path | None:
     """Write ``waveglow_{step}.pt`` (rank 0), keep the last ``keep_checkpoints``."""
-    states = _rng_states(trainer.distributed)  # a collective: every rank takes part
+    states = _rng_states(trainer.distributed)  # collectives: every rank takes part
+    agree = ranks_agree(trainer)
     path = trainer.output / f"{CHECKPOINT_PREFIX}{trainer.progress.step:08d}.pt"
     trainer.last_checkpoint = path
     if not trainer.distributed.is_main:
@@ -632,8 +633,30 @@ def save_checkpoint(trainer: Trainer) -> Path | None:
     _save(trainer, path, states)
     for old in checkpoints_in(trainer.output)[: -trainer.train_config.keep_checkpoints]:
         old.unlink(missing_ok=True)
-    trainer.logger.event("checkpoint", step=trainer.progress.step, path=str(path))
+    trainer.logger.event(
+        "checkpoint", step=trainer.progress.step, path=str(path), ranks_agree=agree
+    )
+    if not agree:
+        trainer.logger.event("note", message="the processes hold different weights (DDP bug?)")
     return path
+
+
+def ranks_agree(trainer: Trainer) -> bool:
+    """True when every rank holds bit-identical weights (compared through per-tensor sums)."""
+    if not trainer.distributed.enabled:
+        return True
+    with torch.no_grad():
+        parameters = [p.detach().double() for p in trainer.model.parameters()]
+        ramp = [
+            torch.linspace(1, 2, p.numel(), dtype=torch.float64, device=p.device)
+            for p in parameters
+        ]
+        fingerprint = torch.stack(
+            [p.sum() for p in parameters]
+            + [(p.flatten() * r).sum() for p, r in zip(parameters, ramp, strict=True)]
+        ).cpu()
+    gathered = _all_gather(fingerprint, trainer.distributed)
+    return all(torch.equal(gathered[0], other) for other in gathered[1:])
 
 
 def _save(trainer: Trainer, path: Path, rng_states: list[dict]) -> None:
