@@ -1,15 +1,16 @@
 """Training speed: samples/s of our training step against a straightforward fp32 loop, same run.
 
-    flock /tmp/waveglow-timing.lock .venv/bin/python bench/train_speed.py [--quick]
+    flock /tmp/waveglow-timing.lock .venv/bin/python bench/train_speed.py [--quick] [--bf16 yes]
 
-For each model (a small one: 12 flows, WN 4 x 64; NVIDIA's 256-channel one) it times, on the same
-pre-made batches:
-  plain fp32    model(mel, audio) -> nll_loss -> backward -> Adam.step, nothing else (the baseline)
-  ours ... conv :func:`waveglow.train.train_step` (guards, grad norm) with the convolution WN, in
-                fp32 and under torch.autocast(bfloat16)
-  ours ... GEMM the same step with the matrix-product WN (waveglow.fast), fp32 and bf16 products
-Speed targets are ratios to the baseline of the same run (target: >= 2.5x for bf16 GEMM).
-"""
+For a small model (12 flows, WN 4 x 64) and NVIDIA's 256-channel one it times, on the same
+pre-made batches, in interleaved rounds (the best round counts):
+  plain fp32 loop  model(mel, audio) -> nll_loss -> backward -> Adam.step, nothing else (baseline)
+  ours ... conv    :func:`waveglow.train.train_step` (guards, grad norm) with the convolution WN,
+                   in fp32 and under torch.autocast(bfloat16)
+  ours ... GEMM    the same step with the matrix-product WN (waveglow.fast), fp32 / bf16 products
+bf16 variants run where the CPU multiplies bf16 matrices in hardware (AMX, AVX512-BF16) or with
+``--bf16 yes``. Speed targets are ratios to the baseline of the same run (target: bf16 GEMM
+>= 2.5x)."""
 
 from __future__ import annotations
 
@@ -27,12 +28,17 @@ import torch
 
 from waveglow import Config, DataConfig, TrainConfig, WaveGlow, WaveGlowConfig, WNConfig
 from waveglow.data import Batch
+from waveglow.fast import cpu_has_bf16_matmul
 from waveglow.loss import nll_loss
 from waveglow.train import StopRequest, Trainer, setup, setup_distributed, train_step
 
-MODELS = {
-    "small (12 flows, WN 4x64)": WaveGlowConfig(WN_config=WNConfig(n_layers=4, n_channels=64)),
-    "256-channel (12 flows, WN 8x256)": WaveGlowConfig(),
+MODELS = {  # name: (config, batch size, segment length) sized for a few seconds per step on 2 cores
+    "small (12 flows, WN 4x64)": (
+        WaveGlowConfig(WN_config=WNConfig(n_layers=4, n_channels=64)),
+        4,
+        16000,
+    ),
+    "256-channel (12 flows, WN 8x256)": (WaveGlowConfig(), 1, 8000),
 }
 
 
@@ -84,64 +90,74 @@ def make_corpus(directory: Path, rate: int, count: int) -> Path:
     return directory
 
 
-def bench_model(name: str, waveglow_config: WaveGlowConfig, args: argparse.Namespace) -> dict:
-    data_config = DataConfig(segment_length=args.segment_length)
+def bench_model(
+    name: str, waveglow_config: WaveGlowConfig, batch_size: int, segment_length: int, args
+) -> dict:  # noqa: ANN001 - args: the parsed command line
+    data_config = DataConfig(segment_length=segment_length)
     with tempfile.TemporaryDirectory() as scratch:
-        corpus = make_corpus(Path(scratch), data_config.sampling_rate, args.batch_size + 2)
+        corpus = make_corpus(Path(scratch), data_config.sampling_rate, batch_size + 2)
         train_config = TrainConfig(
             output_directory=str(Path(scratch) / "run"),
-            batch_size=args.batch_size,
+            batch_size=batch_size,
             validation_size=1,
             num_workers=0,
         )
         data_config = dataclasses.replace(data_config, training_files=str(corpus))
         config = Config(waveglow_config, data_config, train_config)
-        batches = make_batches(config, args.batch_size, args.warmup + args.steps)
+        batches = make_batches(config, batch_size, args.warmup + args.steps)
         torch.manual_seed(0)
         model = WaveGlow(waveglow_config, data_config)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-        results = {
-            "plain fp32": samples_per_second(
-                lambda b: plain_step(model, optimizer, b), batches, args.warmup
-            )
+        steps: dict[str, Callable[[Batch], None]] = {
+            "plain fp32 loop": lambda b: plain_step(model, optimizer, b)
         }
-        variants = [
-            ("ours fp32 conv WN", "fp32", "conv"),
-            ("ours bf16 conv autocast", "bf16", "conv"),
-            ("ours fp32 GEMM WN", "fp32", "gemm"),
-            ("ours bf16 GEMM WN", "bf16", "gemm"),
-        ]
-        for label, precision, implementation in variants:
-            trainer = our_trainer(config, precision, implementation)
-            with StopRequest() as stop:
-                results[label] = samples_per_second(
-                    lambda b, t=trainer, s=stop: train_step(t, [b], s), batches, args.warmup
-                )
+        trainers = []
+        stop = StopRequest()
+        for label, precision, implementation in variants(args.bf16):
+            trainers.append(our_trainer(config, precision, implementation))
+            steps[label] = lambda b, t=trainers[-1]: train_step(t, [b], stop)
+        results = dict.fromkeys(steps, 0.0)
+        for _ in range(args.rounds):  # interleaved rounds, best of each: fair under noise
+            for label, step in steps.items():
+                results[label] = max(results[label], samples_per_second(step, batches, args.warmup))
+        for trainer in trainers:
             trainer.logger.close()
-    baseline = results["plain fp32"]
+    baseline = results["plain fp32 loop"]
     print(
-        f"\n{name}: batch {args.batch_size} x {args.segment_length} samples, "
-        f"{torch.get_num_threads()} threads"
+        f"\n{name}: batch {batch_size} x {segment_length} samples, {torch.get_num_threads()} threads"
     )
     for label, value in results.items():
-        print(f"  {label:24s} {value:8.2f} samples/s  {value / baseline:5.2f}x")
-    return {"model": name, "samples_per_second": results}
+        print(f"  {label:26s} {value:8.3f} segments/s  {value / baseline:5.2f}x", flush=True)
+    return {"model": name, "batch_size": batch_size, "segment_length": segment_length, **results}
+
+
+def variants(bf16: str) -> list[tuple[str, str, str]]:
+    """(label, precision, wn_implementation) of our steps; bf16 only where it can pay off."""
+    chosen = [("ours fp32 conv WN", "fp32", "conv"), ("ours fp32 GEMM WN", "fp32", "gemm")]
+    if bf16 == "yes" or (bf16 == "auto" and cpu_has_bf16_matmul()):
+        chosen += [
+            ("ours bf16 conv autocast", "bf16", "conv"),
+            ("ours bf16 GEMM WN", "bf16", "gemm"),
+        ]
+    else:
+        print("(no bf16 variants: this CPU has no bf16 matrix hardware; --bf16 yes forces them)")
+    return chosen
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--segment-length", type=int, default=16000)
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="short segments, small model only")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per variant")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (best counts)")
+    parser.add_argument("--bf16", choices=("auto", "yes", "no"), default="auto")
+    parser.add_argument("--quick", action="store_true", help="the small model, short segments")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     models = MODELS
     if args.quick:
-        args.segment_length, args.steps, args.warmup = 4000, 3, 1
-        models = dict(list(MODELS.items())[:1])
-    results = [bench_model(name, config, args) for name, config in models.items()]
+        config, batch_size, _ = MODELS["small (12 flows, WN 4x64)"]
+        models = {"small (12 flows, WN 4x64), quick": (config, batch_size, 4000)}
+    results = [bench_model(name, *sizes, args) for name, sizes in models.items()]
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -254,7 +254,11 @@ continues exactly. Several processes: torchrun --nproc_per_node=N -m waveglow tr
     parser.add_argument("--config", help="config.json (default: OUTDIR/config.json on --resume)")
     parser.add_argument("--data", metavar="PATH", help="dataset folder or filelist")
     parser.add_argument("--output-dir", "-o", metavar="OUTDIR", help="where the run is written")
-    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"))
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16", "auto"),
+        help="auto: bf16 where the hardware multiplies bf16 matrices, else fp32",
+    )
     parser.add_argument("--batch-size", type=_positive, metavar="N", help="per process")
     parser.add_argument("--max-iters", type=_positive, metavar="N", help="stop after N steps")
     parser.add_argument(

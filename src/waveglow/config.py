@@ -146,8 +146,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _require(
-            self.precision in ("fp32", "bf16", "fp16"),
-            f"train_config.precision must be fp32, bf16 or fp16, got {self.precision!r}",
+            self.precision in ("fp32", "bf16", "fp16", "auto"),
+            f"train_config.precision must be fp32, bf16, fp16 or auto, got {self.precision!r}",
         )
         _require(
             self.wn_implementation in ("gemm", "conv"),

@@ -19,6 +19,7 @@ rank 0 alone logs and writes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -39,6 +40,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from . import fast
 from .audio import MelSpectrogram, atomic_path, save_wav
 from .checkpoint import Checkpoint, CheckpointError, build_model, save
 from .config import Config, ConfigError, TrainConfig
@@ -266,6 +268,7 @@ def setup(
     resume_path = _resume_path(config, resume)
     if init_from is None and resume_path is None and config.train_config.checkpoint_path:
         resume_path, init_from = _nvidia_checkpoint_path(config.train_config.checkpoint_path)
+    config = resolve_precision(config, distributed.device)
     torch.manual_seed(config.train_config.seed)
     if init_from is not None:
         model, config = warm_start(init_from, config)
@@ -279,6 +282,14 @@ def setup(
     sampler = ResumableSampler(
         train_data, distributed.rank, distributed.world_size, config.train_config.seed
     )
+    loader = _loader(train_data, sampler, config, distributed)
+    steps_per_epoch = len(loader) // config.train_config.grad_accumulation
+    if steps_per_epoch == 0:
+        raise DataError(
+            f"an epoch has {len(loader)} batches, fewer than grad_accumulation "
+            f"({config.train_config.grad_accumulation}): add data or lower grad_accumulation"
+        )
+    total_steps = config.train_config.max_iters or config.train_config.epochs * steps_per_epoch
     trainer = Trainer(
         config=config,
         distributed=distributed,
@@ -288,11 +299,11 @@ def setup(
         scaler=torch.amp.GradScaler(
             distributed.device.type, enabled=config.train_config.amp_precision == "fp16"
         ),
-        loader=_loader(train_data, sampler, config, distributed),
+        loader=loader,
         sampler=sampler,
         validation=validation,
         output=output,
-        logger=RunLogger(output, distributed.is_main, config, progress_bar),
+        logger=RunLogger(output, distributed.is_main, config, progress_bar, total_steps),
     )
     if resume_path is not None:
         restore(trainer, resume_path)
@@ -308,6 +319,18 @@ def setup(
         validation_utterances=len(validation) if validation else 0,
     )
     return trainer
+
+
+def resolve_precision(config: Config, device: torch.device) -> Config:
+    """``precision="auto"`` made concrete for ``device``: bf16 where the hardware multiplies bf16
+    matrices (CUDA with bf16, CPUs with AMX / AVX512-BF16), fp16 on older GPUs, else fp32."""
+    if config.train_config.precision != "auto":
+        return config
+    dtype = fast.resolve_precision("auto", device)
+    name = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
+    return config.replace(
+        train_config=dataclasses.replace(config.train_config, precision=name, fp16_run=False)
+    )
 
 
 def _datasets(
@@ -812,7 +835,9 @@ class StopRequest:
 class RunLogger:
     """A tqdm bar, ``log.jsonl`` and (optionally) TensorBoard; silent on ranks other than 0."""
 
-    def __init__(self, output: Path, enabled: bool, config: Config, progress_bar: bool) -> None:
+    def __init__(
+        self, output: Path, enabled: bool, config: Config, progress_bar: bool, total_steps: int
+    ) -> None:
         self.enabled = enabled
         self.output = output
         self.interval = config.train_config.iters_per_log
@@ -826,7 +851,7 @@ class RunLogger:
         self.json = open(output / "log.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         if config.train_config.with_tensorboard:
             self.board = _tensorboard(output / "logs", self)
-        self.bar_total = (config.train_config.max_iters or None) if progress_bar else False
+        self.bar_total = total_steps if progress_bar else False
 
     def event(self, kind: str, **fields: Any) -> None:
         if not self.enabled:
