@@ -214,6 +214,21 @@ def test_resume_continues_exactly(corpus, tmp_path):
         assert torch.equal(resumed.model.state_dict()[name], tensor), name
 
 
+def test_gradient_accumulation_equals_the_large_batch(corpus, tmp_path):
+    fields = {"max_iters": 3, "iters_per_validation": 100}
+    large = train(_config(corpus, tmp_path / "a", batch_size=4, **fields), progress_bar=False)
+    accumulated = train(
+        _config(corpus, tmp_path / "b", batch_size=2, grad_accumulation=2, **fields),
+        progress_bar=False,
+    )
+    for name, tensor in large.model.state_dict().items():
+        torch.testing.assert_close(
+            accumulated.model.state_dict()[name], tensor, rtol=1e-4, atol=1e-5
+        )
+    losses = [[e["loss"] for e in _log(tmp_path / run, "step")] for run in ("a", "b")]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+
+
 def test_resume_without_checkpoint_or_from_model_only_file_is_an_error(corpus, tmp_path):
     with pytest.raises(TrainingError, match="no waveglow_"):
         train(_config(corpus, tmp_path / "empty"), resume=True, progress_bar=False)
@@ -408,7 +423,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(corpus, tmp_path):
 def test_two_process_gloo_run_matches_one_process(corpus, tmp_path):
     fields = {"max_iters": 4, "iters_per_checkpoint": 4, "iters_per_validation": 4}
     distributed = _config(corpus, tmp_path / "ddp", batch_size=2, **fields)
-    launcher = (sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2")
+    launcher = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2")
     process = _start(distributed, tmp_path, launcher=launcher)
     single = train(_config(corpus, tmp_path / "single", batch_size=4, **fields), progress_bar=False)
     output, _ = process.communicate(timeout=120)
