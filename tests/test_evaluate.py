@@ -202,3 +202,10 @@ def test_dnsmos_is_optional(monkeypatch, clean):
     monkeypatch.setitem(sys.modules, "speechmos", None)
     assert ev.dnsmos_overall(clean, RATE) is None
     assert "dnsmos_ovrl" not in ev.score(clean, clean, RATE, dnsmos=True)
+
+
+def test_dnsmos_scores_full_scale_audio(clean):
+    pytest.importorskip("speechmos", reason="speechmos is not installed")
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    value = ev.dnsmos_overall(np.clip(clean * 4, -1, 1), RATE)  # resampling overshoots +-1
+    assert value is not None and 1 <= value <= 5

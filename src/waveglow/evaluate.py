@@ -173,7 +173,8 @@ def dnsmos_overall(audio: np.ndarray, rate: int) -> float | None:
     try:
         from speechmos import dnsmos
 
-        scores = dnsmos.run(_resample(audio, rate, PESQ_RATE), sr=PESQ_RATE)
+        resampled = np.clip(_resample(audio, rate, PESQ_RATE), -1.0, 1.0)  # soxr can overshoot
+        scores = dnsmos.run(resampled, sr=PESQ_RATE)
     except Exception:  # noqa: BLE001 - optional score: any failure to load or run skips it
         return None
     return float(scores["ovrl_mos"])
@@ -341,12 +342,12 @@ class EvaluationReport:
             best = _best(metric, values) if len(self.systems) > 1 else None
             cells = [f"{metric} {arrow}"]
             for system in self.systems:
-                text = f"{values[system]:.3f}"
+                text = f"{values[system]:.3f}" if math.isfinite(values[system]) else "n/a"
                 cells.append(f"**{text}**" if system == best else text)
             if len(self.systems) > 1:
                 cells.append(" / ".join(str(wins[metric][system]) for system in self.systems))
             lines.append("| " + " | ".join(cells) + " |")
-        notes = [f"{len(self.clips)} clips."]
+        notes = [f"{len(self.clips)} clip{'s' if len(self.clips) != 1 else ''}."]
         if self.synthesis_khz is not None:
             notes.append(f"WaveGlow synthesis: {self.synthesis_khz:.1f} kHz (sigma {self.sigma}).")
         return "\n".join(lines) + "\n\n" + " ".join(notes) + "\n"
