@@ -173,7 +173,8 @@ def spell_number(number: int) -> str:
 
 
 def normalize_text(text: str) -> str:
-    """Spell out numbers and telephone-keypad symbols; collapse white space."""
+    """Drop ``[..]``/``(..)`` notes, spell out numbers and keypad symbols, collapse spaces."""
+    text = re.sub(r"\[[^\]]*\]|\([^)]*\)", " ", text)
     text = re.sub(r"\d+", lambda match: f" {spell_number(int(match.group()))} ", text)
     for symbol, word in (("#", " pound "), ("*", " star "), ("&", " and "), ("%", " percent ")):
         text = text.replace(symbol, word)
@@ -193,8 +194,9 @@ def read_asterisk_transcripts(path: Path = ASTERISK_TRANSCRIPTS) -> dict[str, st
 
 
 def is_speech(text: str) -> bool:
-    """Transcripts in brackets (``[ascending tones]``) describe sounds that are not speech."""
-    return bool(text) and not text.startswith("[")
+    """Transcripts in brackets or parentheses (``[ascending tones]``, ``(1 second of silence)``)
+    describe sounds that are not speech."""
+    return bool(text) and not text.startswith(("[", "("))
 
 
 # ---------------------------------------------------------------------------- sources

@@ -24,6 +24,11 @@ def load_recipe():  # noqa: ANN201 - a module loaded from a path
 def test_normalize_text_spells_numbers_and_keys():
     recipe = load_recipe()
     assert recipe.normalize_text("Press 1, then #.") == "Press one, then pound."
+    assert recipe.normalize_text("Hang up. (simple tone sound plays)") == "Hang up."
+    assert recipe.normalize_text("at [@]") == "at"
+    assert not recipe.is_speech("(1 second of silence)")
+    assert not recipe.is_speech("[ascending tones]")
+    assert recipe.is_speech("Goodbye.")
     assert recipe.spell_number(2047) == "two thousand forty seven"
     assert recipe.spell_number(310) == "three hundred ten"
 
