@@ -259,6 +259,20 @@ def test_warm_start_from_bare_state_dict_and_our_files(corpus, tmp_path):
     assert int(next(iter(payload["training"]["optimizer"]["state"].values()))["step"]) == 2
 
 
+def test_warm_start_from_nvidia_official_pickle(corpus, tmp_path, monkeypatch):
+    from nvidia_layouts import assert_same_model
+    from test_convert import write_official_pickle
+
+    path = tmp_path / "waveglow_580000"
+    source = write_official_pickle(monkeypatch, path)  # NVIDIA's train.py dict, pickled module
+    config = _config(corpus, tmp_path / "run", max_iters=1)
+    model, warm_config = warm_start(path, config)
+    assert warm_config.waveglow_config == source.config
+    assert_same_model(source, model.eval())
+    train(config, init_from=path, progress_bar=False)
+    assert _log(tmp_path / "run", "start")[0]["init_from"] == str(path)
+
+
 def test_nvidia_checkpoint_path_warm_starts(corpus, tmp_path):
     bare = tmp_path / "state_dict.pt"
     torch.save(make_tiny(seed=5).state_dict(), bare)
