@@ -412,11 +412,13 @@ def test_kill_9_then_resume_loses_at_most_one_interval(corpus, tmp_path):
     saved_step = int(last.stem.split("_")[1])
     assert reached - saved_step < 4 + 1  # at most one interval (plus the step in flight)
     assert waveglow.load(last).has_weight_norm is False  # the newest file is whole
+    (output / f".{last.name}.abc123.tmp").write_bytes(b"half a checkpoint")
     process = _start(config, tmp_path, "--resume", "--max-iters", str(saved_step + 2))
     output_text, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output_text
     assert f"trained to step {saved_step + 2};" in output_text
     assert _log(output, "start")[-1]["resumed_from"] == str(last)
+    assert not list(output.glob(".*.tmp"))  # a killed write's leftovers are cleared
 
 
 @pytest.mark.slow

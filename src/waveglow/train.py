@@ -278,6 +278,8 @@ def setup(
     output = Path(config.train_config.output_directory)
     if distributed.is_main:
         _write_json(output / "config.json", config.to_dict())
+        for leftover in output.glob(f".{CHECKPOINT_PREFIX}*.tmp"):  # from a killed run
+            leftover.unlink(missing_ok=True)
     train_data, validation = _datasets(config, output, distributed)
     sampler = ResumableSampler(
         train_data, distributed.rank, distributed.world_size, config.train_config.seed
