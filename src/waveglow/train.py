@@ -269,29 +269,13 @@ def setup(
     if init_from is None and resume_path is None and config.train_config.checkpoint_path:
         resume_path, init_from = _nvidia_checkpoint_path(config.train_config.checkpoint_path)
     config = resolve_precision(config, distributed.device)
-    torch.manual_seed(config.train_config.seed)
-    if init_from is not None:
-        model, config = warm_start(init_from, config)
-    else:
-        model = WaveGlow(config.waveglow_config, config.data_config)
-    model = model.to(distributed.device).train()
-    output = Path(config.train_config.output_directory)
-    if distributed.is_main:
-        _write_json(output / "config.json", config.to_dict())
-        for leftover in output.glob(f".{CHECKPOINT_PREFIX}*.tmp"):  # from a killed run
-            leftover.unlink(missing_ok=True)
+    model, config = _build_model(config, init_from, distributed.device)
+    output = _prepare_output(config, distributed)
     train_data, validation = _datasets(config, output, distributed)
     sampler = ResumableSampler(
         train_data, distributed.rank, distributed.world_size, config.train_config.seed
     )
     loader = _loader(train_data, sampler, config, distributed)
-    steps_per_epoch = len(loader) // config.train_config.grad_accumulation
-    if steps_per_epoch == 0:
-        raise DataError(
-            f"an epoch has {len(loader)} batches, fewer than grad_accumulation "
-            f"({config.train_config.grad_accumulation}): add data or lower grad_accumulation"
-        )
-    total_steps = config.train_config.max_iters or config.train_config.epochs * steps_per_epoch
     trainer = Trainer(
         config=config,
         distributed=distributed,
@@ -305,7 +289,9 @@ def setup(
         sampler=sampler,
         validation=validation,
         output=output,
-        logger=RunLogger(output, distributed.is_main, config, progress_bar, total_steps),
+        logger=RunLogger(
+            output, distributed.is_main, config, progress_bar, _total_steps(config, loader)
+        ),
     )
     if resume_path is not None:
         restore(trainer, resume_path)
@@ -321,6 +307,39 @@ def setup(
         validation_utterances=len(validation) if validation else 0,
     )
     return trainer
+
+
+def _build_model(
+    config: Config, init_from: str | Path | None, device: torch.device
+) -> tuple[WaveGlow, Config]:
+    """A fresh model (seeded), or one warm-started from ``init_from`` with that file's architecture."""
+    torch.manual_seed(config.train_config.seed)
+    if init_from is not None:
+        model, config = warm_start(init_from, config)
+    else:
+        model = WaveGlow(config.waveglow_config, config.data_config)
+    return model.to(device).train(), config
+
+
+def _prepare_output(config: Config, distributed: Distributed) -> Path:
+    """The run folder with the merged config.json; leftovers of a killed write removed."""
+    output = Path(config.train_config.output_directory)
+    if distributed.is_main:
+        _write_json(output / "config.json", config.to_dict())
+        for leftover in output.glob(f".{CHECKPOINT_PREFIX}*.tmp"):
+            leftover.unlink(missing_ok=True)
+    return output
+
+
+def _total_steps(config: Config, loader: DataLoader) -> int:
+    accumulation = config.train_config.grad_accumulation
+    steps_per_epoch = len(loader) // accumulation
+    if steps_per_epoch == 0:
+        raise DataError(
+            f"an epoch has {len(loader)} batches, fewer than grad_accumulation "
+            f"({accumulation}): add data or lower train_config.grad_accumulation"
+        )
+    return config.train_config.max_iters or config.train_config.epochs * steps_per_epoch
 
 
 def resolve_precision(config: Config, device: torch.device) -> Config:
