@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -288,6 +289,108 @@ def _run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- train
+def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = _subparser(
+        subparsers,
+        "train",
+        "train a WaveGlow (single process or torchrun)",
+        """Train by maximum likelihood. CONFIG is NVIDIA's config.json (or ours); options and
+--set override it. Data: LJ Speech, VCTK, LibriTTS, a folder of audio or a filelist. OUTDIR receives
+config.json, the train/validation split, checkpoints (waveglow_<step>.pt, best.pt), log.jsonl,
+samples/ and (with --tensorboard) logs/. SIGINT/SIGTERM save a checkpoint and stop; --resume then
+continues exactly. Several processes: torchrun --nproc_per_node=N -m waveglow train ...""",
+        """examples:
+  waveglow train --config config.json --data LJSpeech-1.1 -o runs/lj
+  waveglow train -o runs/lj --resume
+  waveglow train --config config.json --data VCTK-Corpus -o runs/vctk --precision bf16 \\
+      --set train_config.batch_size=8 --set train_config.iters_per_validation=500
+  waveglow train --config config.json --data lj -o runs/ft --init-from waveglow_256channels.pt
+  torchrun --nproc_per_node=4 -m waveglow train --config config.json --data lj -o runs/lj""",
+    )
+    parser.add_argument("--config", help="config.json (default: OUTDIR/config.json on --resume)")
+    parser.add_argument("--data", metavar="PATH", help="dataset folder or filelist")
+    parser.add_argument("--output-dir", "-o", metavar="OUTDIR", help="where the run is written")
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16", "auto"),
+        help="auto: bf16 where the hardware multiplies bf16 matrices, else fp32",
+    )
+    parser.add_argument("--batch-size", type=_positive, metavar="N", help="per process")
+    parser.add_argument("--max-iters", type=_positive, metavar="N", help="stop after N steps")
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="CKPT",
+        help="continue from CKPT, or from OUTDIR's newest checkpoint",
+    )
+    parser.add_argument(
+        "--init-from", metavar="CKPT", help="warm-start from any checkpoint, fresh optimizer"
+    )
+    parser.add_argument("--tensorboard", action="store_true", help="log to OUTDIR/logs")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        dest="overrides",
+        help="override a config value (repeatable), e.g. train_config.learning_rate=5e-5",
+    )
+    parser.add_argument("--device", help="cpu, cuda, cuda:1... (default: cuda when available)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .config import Config, load_config
+    from .train import TrainingError, apply_overrides, train
+
+    if args.config:
+        config = load_config(args.config)
+    elif args.resume and args.output_dir and (Path(args.output_dir) / "config.json").is_file():
+        config = load_config(Path(args.output_dir) / "config.json")
+    else:
+        config = Config()
+    config = apply_overrides(config, _train_overrides(args))
+    try:
+        result = train(
+            config,
+            resume=args.resume,
+            init_from=args.init_from,
+            device=_device(args.device) if args.device else None,
+            progress_bar=not args.quiet,
+        )
+    except TrainingError as error:
+        _error(_describe(error))
+        return 1
+    if os.environ.get("RANK", "0") == "0":
+        ending = f" (stopped by {result.stopped_by})" if result.stopped_by else ""
+        print(
+            f"trained to step {result.step}{ending}; validation loss {result.validation_loss:.4f}; "
+            f"skipped steps {result.skipped_steps}; checkpoint {result.last_checkpoint}"
+        )
+    return 0
+
+
+def _train_overrides(args: argparse.Namespace) -> list[str]:
+    """The flags as ``section.key=value`` overrides, applied before the explicit ``--set``s."""
+    flags = {
+        "data_config.training_files": args.data,
+        "train_config.output_directory": args.output_dir,
+        "train_config.precision": args.precision,
+        "train_config.batch_size": args.batch_size,
+        "train_config.max_iters": args.max_iters,
+        "train_config.with_tensorboard": True if args.tensorboard else None,
+    }
+    return [
+        f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None
+    ] + list(args.overrides)
+
+
 # ---------------------------------------------------------------------------- helpers
 _PARSERS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_synthesize_parser,
@@ -295,6 +398,7 @@ _PARSERS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_convert_parser,
     _add_info_parser,
     _add_export_parser,
+    _add_train_parser,
 )
 
 

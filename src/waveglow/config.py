@@ -125,6 +125,51 @@ class TrainConfig:
     seed: int = 1234
     checkpoint_path: str = ""
     with_tensorboard: bool = False
+    # ---- ours (defaults keep NVIDIA's behaviour); fp16_run=true means precision "fp16"
+    precision: str = "fp32"
+    wn_implementation: str = "gemm"
+    max_iters: int = 0
+    grad_clip_thresh: float = 0.0
+    grad_accumulation: int = 1
+    max_bad_steps: int = 20
+    keep_checkpoints: int = 3
+    iters_per_validation: int = 1000
+    iters_per_log: int = 10
+    validation_size: float = 10
+    validation_files: str = ""
+    n_synthesis_samples: int = 2
+    data_root: str = ""
+    num_workers: int = 2
+    min_duration: float = 0.0
+    skip_silent: bool = False
+    cache_directory: str = ""
+
+    def __post_init__(self) -> None:
+        _require(
+            self.precision in ("fp32", "bf16", "fp16", "auto"),
+            f"train_config.precision must be fp32, bf16, fp16 or auto, got {self.precision!r}",
+        )
+        _require(
+            self.wn_implementation in ("gemm", "conv"),
+            f"train_config.wn_implementation must be gemm or conv, got {self.wn_implementation!r}",
+        )
+        _require(self.batch_size >= 1, "train_config.batch_size must be >= 1")
+        _require(self.learning_rate > 0, "train_config.learning_rate must be > 0")
+        _require(self.sigma > 0, "train_config.sigma must be > 0")
+        _require(self.iters_per_checkpoint >= 1, "train_config.iters_per_checkpoint must be >= 1")
+        _require(self.iters_per_validation >= 1, "train_config.iters_per_validation must be >= 1")
+        _require(self.iters_per_log >= 1, "train_config.iters_per_log must be >= 1")
+        _require(self.grad_accumulation >= 1, "train_config.grad_accumulation must be >= 1")
+        _require(self.max_bad_steps >= 1, "train_config.max_bad_steps must be >= 1")
+        _require(self.keep_checkpoints >= 1, "train_config.keep_checkpoints must be >= 1")
+        _require(self.grad_clip_thresh >= 0, "train_config.grad_clip_thresh must be >= 0")
+        _require(self.validation_size >= 0, "train_config.validation_size must be >= 0")
+        _require(self.num_workers >= 0, "train_config.num_workers must be >= 0")
+
+    @property
+    def amp_precision(self) -> str:
+        """The precision to train in: ``fp16_run`` (NVIDIA's switch) means fp16."""
+        return "fp16" if self.fp16_run and self.precision == "fp32" else self.precision
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,8 @@ class WaveGlow(nn.Module):
                 audio = audio[:, self.config.n_early_size :]  # (B, C_k, T_G)
             audio, log_det_w = self.convinv[k](audio)
             audio_a, audio_b = audio.chunk(2, dim=1)  # (B, C_k/2, T_G) each
-            shift, log_scale = self.WN[k](audio_a, mel_groups).chunk(2, dim=1)
+            # under autocast the WN runs in low precision; the coupling and log_det stay in fp32
+            shift, log_scale = self.WN[k](audio_a, mel_groups).to(audio.dtype).chunk(2, dim=1)
             audio_b = torch.exp(log_scale) * audio_b + shift
             audio = torch.cat([audio_a, audio_b], dim=1)  # (B, C_k, T_G)
             log_det = log_det + log_det_w + log_scale.flatten(1).sum(1).to(log_det.dtype)

@@ -90,12 +90,17 @@ class Invertible1x1Conv(nn.Module):
         return self.conv.weight.squeeze(-1)
 
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``W @ audio`` and its log-determinant per batch item, shape (B,)."""
+        """``W @ audio`` and its log-determinant per batch item, shape (B,).
+
+        Runs outside autocast: under mixed precision the mixing and its determinant stay in the
+        audio's own dtype (fp32 in training).
+        """
         batch, _, length = audio.shape
-        matrix = self.matrix
-        precise = matrix.to(torch.promote_types(matrix.dtype, torch.float32))
-        log_det = torch.linalg.slogdet(precise)[1] * length
-        return torch.matmul(matrix.to(audio.dtype), audio), log_det.expand(batch)
+        with torch.autocast(audio.device.type, enabled=False):
+            matrix = self.matrix
+            precise = matrix.to(torch.promote_types(matrix.dtype, torch.float32))
+            log_det = torch.linalg.slogdet(precise)[1] * length
+            return torch.matmul(matrix.to(audio.dtype), audio), log_det.expand(batch)
 
     def inverse(self, audio: torch.Tensor) -> torch.Tensor:
         return torch.matmul(self.inverse_matrix(audio.dtype), audio)

@@ -1,0 +1,581 @@
+"""Objective quality of copy synthesis: the library behind ``waveglow evaluate``.
+
+Each clip (audio file, any rate, mixed to mono and resampled to the model's rate) goes through
+audio -> Tacotron 2 log-mel -> vocoder -> audio, and every system's output is clipped to [-1, 1],
+cut to the clip's length and scored against the original:
+
+``pesq_wb``
+    PESQ wide-band (ITU-T P.862.2), both signals resampled to 16 kHz with soxr. 1.0 ... 4.64.
+``stoi`` / ``estoi``
+    Short-time objective intelligibility and its extended form (pystoi). 0 ... 1.
+``mcd_db``
+    Mel-cepstral distortion in dB, restricted to the mel's band (0 ... 8 kHz). Our definition:
+    power STFT (1024-point periodic Hann, hop 256, reflect-padded, as the Tacotron 2 mel), 80
+    Slaney mel bands from 0 to 8 kHz, log amplitude ``x = 0.5 ln(max(power, 1e-10))`` per band,
+    ``y = DCT-II(x)`` with orthonormal scaling, and the mel-cepstrum ``c_d = y_d / sqrt(2 K)``
+    (K = 80 bands; this scaling makes ``c`` the real cepstrum of the log mel amplitude). Per frame
+    ``(10 / ln 10) sqrt(2 sum_{d=1..24} (c_d - c'_d)^2)`` (c0, the loudness, excluded), averaged
+    over all frames; the frames are aligned one to one since the lengths are equal (no DTW).
+``log_mel_l1``
+    Mean absolute difference of the Tacotron 2 log-mels (natural log, 80 bands).
+``mr_stft``
+    Multi-resolution STFT distance: at FFT sizes 512, 1024 and 2048 (hops 50, 120, 240; Hann
+    windows 240, 600, 1200) the spectral convergence ``||S - S'||_F / ||S||_F`` plus the mean
+    absolute difference of ``ln max(S, 1e-7)``, averaged over the three resolutions.
+``dnsmos_ovrl``
+    DNSMOS P.835 overall quality (speechmos, at 16 kHz), a no-reference score of the output alone;
+    left out when speechmos or its ONNX runtime cannot be loaded.
+
+The Griffin-Lim baseline inverts the very mel the vocoder is given: ``exp`` of the log-mel, a
+non-negative least-squares inverse of the Slaney filters to a linear magnitude
+(``librosa.feature.inverse.mel_to_stft``, ``power=1``), then 60 iterations of librosa's
+``griffinlim`` (its default fast variant, momentum 0.99, random initial phase from ``seed``) with
+the same STFT parameters.
+
+Outputs, all written atomically into ``output_dir``: ``wavs/<clip>_waveglow.wav`` and
+``wavs/<clip>_griffin-lim.wav``, ``plots/<clip>.png`` (spectrograms of the original and of each
+system, one above the other), ``metrics.csv`` (one row per clip and system), ``summary.json`` and
+``report.md`` (means, and how many clips each system wins per metric).
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import io
+import json
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soxr
+import torch
+
+from .audio import AudioError, MelSpectrogram, atomic_path, load_audio, mel_filters, save_wav
+from .config import DataConfig
+from .model import WaveGlow
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".mp3", ".opus")
+BASELINES = ("griffin-lim", "none")
+WAVEGLOW = "waveglow"
+GRIFFIN_LIM = "griffin-lim"
+PESQ_RATE = 16000
+MIN_SECONDS = 0.5
+GRIFFIN_LIM_ITERATIONS = 60
+MCD_COEFFICIENTS = 24
+MCD_BANDS = 80
+MCD_FMAX = 8000.0
+MR_STFT_RESOLUTIONS = ((512, 50, 240), (1024, 120, 600), (2048, 240, 1200))
+REQUIRED_PACKAGES = ("pesq", "pystoi", "matplotlib")
+
+# Metric name -> True when higher is better.
+HIGHER_IS_BETTER = {
+    "pesq_wb": True,
+    "stoi": True,
+    "estoi": True,
+    "mcd_db": False,
+    "log_mel_l1": False,
+    "mr_stft": False,
+    "dnsmos_ovrl": True,
+}
+REFERENCE_METRICS = ("pesq_wb", "stoi", "estoi", "mcd_db", "log_mel_l1", "mr_stft")
+
+
+class MissingExtraError(ImportError):
+    """The optional metric packages are not installed; the message says how to install them."""
+
+
+def require_eval_extra() -> None:
+    """Import the packages evaluation needs, or raise :class:`MissingExtraError` naming them."""
+    missing = []
+    for name in REQUIRED_PACKAGES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise MissingExtraError(
+            f"evaluation needs the 'eval' extra (missing: {', '.join(missing)}); "
+            "install it with: pip install 'waveglow[eval]'"
+        )
+
+
+# ---------------------------------------------------------------------------- metrics
+def pesq_wideband(reference: np.ndarray, degraded: np.ndarray, rate: int) -> float:
+    """PESQ-WB of ``degraded`` against ``reference`` (both resampled to 16 kHz); NaN if PESQ
+    finds no speech."""
+    from pesq import PesqError, pesq
+
+    reference_16k = _resample(reference, rate, PESQ_RATE)
+    degraded_16k = _resample(degraded, rate, PESQ_RATE)
+    try:
+        return float(pesq(PESQ_RATE, reference_16k, degraded_16k, "wb"))
+    except PesqError:
+        return math.nan
+
+
+def intelligibility(
+    reference: np.ndarray, degraded: np.ndarray, rate: int, extended: bool = False
+) -> float:
+    """STOI (or ESTOI when ``extended``) of ``degraded`` against ``reference``."""
+    from pystoi import stoi
+
+    return float(stoi(reference.astype(np.float64), degraded.astype(np.float64), rate, extended))
+
+
+def mel_cepstrum(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Mel-cepstrum (frames, 1 + MCD_COEFFICIENTS) of the module's MCD definition (c0 included)."""
+    import scipy.fft
+
+    config = DataConfig(sampling_rate=rate, mel_fmax=min(MCD_FMAX, rate / 2))
+    spectrum = _stft_magnitude(audio, config.filter_length, config.hop_length, config.win_length)
+    power = mel_filters(config, MCD_BANDS) @ spectrum**2  # (K, frames)
+    log_amplitude = 0.5 * np.log(np.maximum(power, 1e-10))
+    cepstrum = scipy.fft.dct(log_amplitude, type=2, axis=0, norm="ortho") / math.sqrt(2 * MCD_BANDS)
+    return cepstrum[: MCD_COEFFICIENTS + 1].T  # (frames, 1 + D)
+
+
+def mel_cepstral_distortion(reference: np.ndarray, degraded: np.ndarray, rate: int) -> float:
+    """MCD in dB over c1..c24, frame-aligned, averaged over frames (see the module docstring)."""
+    difference = mel_cepstrum(reference, rate)[:, 1:] - mel_cepstrum(degraded, rate)[:, 1:]
+    per_frame = (10.0 / math.log(10.0)) * np.sqrt(2.0 * np.sum(difference**2, axis=1))
+    return float(per_frame.mean())
+
+
+def log_mel_l1(reference: np.ndarray, degraded: np.ndarray, rate: int) -> float:
+    """Mean absolute difference of the 80-band Tacotron 2 log-mels."""
+    mel = MelSpectrogram(DataConfig(sampling_rate=rate, mel_fmax=min(MCD_FMAX, rate / 2)))
+    with torch.no_grad():
+        reference_mel = mel(torch.from_numpy(reference.astype(np.float32)))
+        degraded_mel = mel(torch.from_numpy(degraded.astype(np.float32)))
+    return float((reference_mel - degraded_mel).abs().mean())
+
+
+def multi_resolution_stft(reference: np.ndarray, degraded: np.ndarray) -> float:
+    """Spectral convergence plus log-magnitude L1, averaged over three STFT resolutions."""
+    total = 0.0
+    for n_fft, hop, window in MR_STFT_RESOLUTIONS:
+        target = _stft_magnitude(reference, n_fft, hop, window)
+        estimate = _stft_magnitude(degraded, n_fft, hop, window)
+        convergence = np.linalg.norm(target - estimate) / max(np.linalg.norm(target), 1e-12)
+        log_distance = np.mean(
+            np.abs(np.log(np.maximum(target, 1e-7)) - np.log(np.maximum(estimate, 1e-7)))
+        )
+        total += float(convergence + log_distance)
+    return total / len(MR_STFT_RESOLUTIONS)
+
+
+def dnsmos_overall(audio: np.ndarray, rate: int) -> float | None:
+    """DNSMOS P.835 overall score, or None when speechmos (or onnxruntime) cannot be used."""
+    try:
+        from speechmos import dnsmos
+
+        resampled = np.clip(_resample(audio, rate, PESQ_RATE), -1.0, 1.0)  # soxr can overshoot
+        scores = dnsmos.run(resampled, sr=PESQ_RATE)
+    except Exception:  # noqa: BLE001 - optional score: any failure to load or run skips it
+        return None
+    return float(scores["ovrl_mos"])
+
+
+def score(
+    reference: np.ndarray, degraded: np.ndarray, rate: int, dnsmos: bool = True
+) -> dict[str, float]:
+    """Every metric of ``degraded`` against ``reference`` (equal lengths; both clipped first)."""
+    reference = np.clip(np.asarray(reference, dtype=np.float32), -1.0, 1.0)
+    degraded = np.clip(np.asarray(degraded, dtype=np.float32), -1.0, 1.0)
+    if reference.shape != degraded.shape:
+        raise ValueError(
+            f"cannot score signals of different lengths ({reference.size} and {degraded.size})"
+        )
+    scores = {
+        "pesq_wb": pesq_wideband(reference, degraded, rate),
+        "stoi": intelligibility(reference, degraded, rate),
+        "estoi": intelligibility(reference, degraded, rate, extended=True),
+        "mcd_db": mel_cepstral_distortion(reference, degraded, rate),
+        "log_mel_l1": log_mel_l1(reference, degraded, rate),
+        "mr_stft": multi_resolution_stft(reference, degraded),
+    }
+    if dnsmos:
+        overall = dnsmos_overall(degraded, rate)
+        if overall is not None:
+            scores["dnsmos_ovrl"] = overall
+    return scores
+
+
+# ---------------------------------------------------------------------------- systems
+def griffin_lim(
+    log_mel: torch.Tensor, config: DataConfig, length: int, seed: int = 0
+) -> np.ndarray:
+    """Invert a Tacotron 2 log-mel (M, F): NNLS to a linear magnitude, then 60 Griffin-Lim
+    iterations with the mel's STFT parameters; ``length`` samples."""
+    import librosa
+
+    mel = np.exp(log_mel.detach().double().cpu().numpy())
+    magnitude = librosa.feature.inverse.mel_to_stft(
+        mel,
+        sr=config.sampling_rate,
+        n_fft=config.filter_length,
+        power=1.0,
+        fmin=config.mel_fmin,
+        fmax=config.mel_fmax,
+        htk=False,
+        norm="slaney",
+    )
+    audio = librosa.griffinlim(
+        magnitude,
+        n_iter=GRIFFIN_LIM_ITERATIONS,
+        hop_length=config.hop_length,
+        win_length=config.win_length,
+        n_fft=config.filter_length,
+        window="hann",
+        center=True,
+        pad_mode="reflect",
+        length=length,
+        random_state=seed,
+    )
+    return audio.astype(np.float32)
+
+
+def copy_synthesis(
+    model: WaveGlow, log_mel: torch.Tensor, sigma: float, seed: int
+) -> tuple[np.ndarray, float]:
+    """Vocode one log-mel (M, F) with ``model``; returns (audio, seconds spent)."""
+    parameter = next(model.parameters())
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    frames = log_mel.size(1)
+    length = frames * model.hop_length
+    z = torch.randn((1, model.n_group, length // model.n_group), generator=generator) * sigma
+    mel = log_mel.unsqueeze(0).to(parameter.device, parameter.dtype)  # (1, M, F)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        audio = model.infer(mel, z=z.to(parameter.device, parameter.dtype))
+    if audio.is_cuda:
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return audio[0].float().cpu().numpy(), seconds
+
+
+# ---------------------------------------------------------------------------- report
+@dataclass(frozen=True)
+class ClipScores:
+    """One system's scores on one clip."""
+
+    clip: str
+    system: str
+    scores: dict[str, float]
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """Every clip's scores, with the summaries written to ``output_dir``."""
+
+    rows: tuple[ClipScores, ...]
+    systems: tuple[str, ...]
+    output_dir: Path
+    synthesis_khz: float | None = None
+    sigma: float | None = None
+    seed: int = 0
+    clips: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        found = {name for row in self.rows for name in row.scores}
+        return tuple(name for name in HIGHER_IS_BETTER if name in found)
+
+    def means(self) -> dict[str, dict[str, float]]:
+        """System -> metric -> mean over clips (NaN scores left out)."""
+        result: dict[str, dict[str, float]] = {}
+        for system in self.systems:
+            rows = [row for row in self.rows if row.system == system]
+            result[system] = {
+                metric: _nan_mean([row.scores.get(metric, math.nan) for row in rows])
+                for metric in self.metrics
+            }
+        return result
+
+    def wins(self) -> dict[str, dict[str, int]]:
+        """Metric -> system -> clips on which that system is strictly the best."""
+        table = {metric: dict.fromkeys(self.systems, 0) for metric in self.metrics}
+        if len(self.systems) < 2:
+            return table
+        by_clip: dict[str, dict[str, dict[str, float]]] = {}
+        for row in self.rows:
+            by_clip.setdefault(row.clip, {})[row.system] = row.scores
+        for metric in self.metrics:
+            for systems in by_clip.values():
+                values = {name: scores.get(metric, math.nan) for name, scores in systems.items()}
+                winner = _best(metric, values)
+                if winner is not None:
+                    table[metric][winner] += 1
+        return table
+
+    def summary(self) -> dict:
+        return {
+            "clips": list(self.clips),
+            "systems": list(self.systems),
+            "metrics": {
+                name: {"higher_is_better": HIGHER_IS_BETTER[name]} for name in self.metrics
+            },
+            "means": self.means(),
+            "wins": self.wins(),
+            "synthesis_khz": self.synthesis_khz,
+            "sigma": self.sigma,
+            "seed": self.seed,
+            "griffin_lim_iterations": GRIFFIN_LIM_ITERATIONS
+            if GRIFFIN_LIM in self.systems
+            else None,
+        }
+
+    def markdown(self) -> str:
+        """A table of means (best in bold) and clip wins per metric."""
+        means, wins = self.means(), self.wins()
+        header = ["metric", *self.systems]
+        if len(self.systems) > 1:
+            header.append("clips won (" + " / ".join(self.systems) + ")")
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for metric in self.metrics:
+            arrow = "↑" if HIGHER_IS_BETTER[metric] else "↓"
+            values = {system: means[system][metric] for system in self.systems}
+            best = _best(metric, values) if len(self.systems) > 1 else None
+            cells = [f"{metric} {arrow}"]
+            for system in self.systems:
+                text = f"{values[system]:.3f}" if math.isfinite(values[system]) else "n/a"
+                cells.append(f"**{text}**" if system == best else text)
+            if len(self.systems) > 1:
+                cells.append(" / ".join(str(wins[metric][system]) for system in self.systems))
+            lines.append("| " + " | ".join(cells) + " |")
+        notes = [f"{len(self.clips)} clip{'s' if len(self.clips) != 1 else ''}."]
+        if self.synthesis_khz is not None:
+            notes.append(f"WaveGlow synthesis: {self.synthesis_khz:.1f} kHz (sigma {self.sigma}).")
+        return "\n".join(lines) + "\n\n" + " ".join(notes) + "\n"
+
+
+def _best(metric: str, values: dict[str, float]) -> str | None:
+    """The system with the strictly best finite value of ``metric``, or None on a tie."""
+    finite = {system: value for system, value in values.items() if math.isfinite(value)}
+    if not finite:
+        return None
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    ranked = sorted(finite.items(), key=lambda item: -sign * item[1])
+    if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
+        return None
+    return ranked[0][0]
+
+
+def _nan_mean(values: Sequence[float]) -> float:
+    finite = [value for value in values if math.isfinite(value)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+# ---------------------------------------------------------------------------- evaluate
+def collect_audio_files(inputs: Iterable[str | Path]) -> list[Path]:
+    """Expand files and folders (their audio files, sorted, not recursive) into a file list."""
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(
+                child
+                for child in path.iterdir()
+                if child.is_file() and child.suffix.lower() in AUDIO_SUFFIXES
+            )
+            if not found:
+                raise AudioError(
+                    f"{path}: the folder holds no audio files ({', '.join(AUDIO_SUFFIXES)})"
+                )
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise AudioError(f"{path}: no such file or folder")
+    if not files:
+        raise AudioError("no audio files to evaluate")
+    return files
+
+
+def evaluate(
+    model: WaveGlow | None,
+    inputs: Iterable[str | Path],
+    output_dir: str | Path,
+    baseline: str = GRIFFIN_LIM,
+    sigma: float = 0.6,
+    seed: int = 0,
+    dnsmos: bool = True,
+    plots: bool = True,
+    progress: bool = False,
+) -> EvaluationReport:
+    """Copy-synthesise and score every clip; write wavs, plots, CSV, JSON and markdown.
+
+    ``model=None`` scores the baseline alone (for a reference table without a trained model), at
+    the Tacotron 2 defaults. Clip ``i`` draws its noise from a generator seeded ``seed + i``.
+    All inputs are read and checked before any work: a bad file stops the run with one error
+    naming it.
+    """
+    require_eval_extra()
+    if baseline not in BASELINES:
+        raise ValueError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
+    if model is None and baseline == "none":
+        raise ValueError("nothing to evaluate: no model and no baseline")
+    config = model.data_config if model is not None else DataConfig()
+    n_mel_channels = model.config.n_mel_channels if model is not None else 80
+    output_dir = Path(output_dir)
+    clips = _load_clips(collect_audio_files(inputs), config.sampling_rate)
+    mel = MelSpectrogram(config, n_mel_channels)
+    systems = tuple(
+        name
+        for name, used in ((WAVEGLOW, model is not None), (GRIFFIN_LIM, baseline == GRIFFIN_LIM))
+        if used
+    )
+    from tqdm import tqdm
+
+    rows: list[ClipScores] = []
+    synthesis_seconds, synthesised = 0.0, 0
+    for index, (name, audio) in enumerate(tqdm(clips, desc="evaluate", disable=not progress)):
+        with torch.no_grad():
+            log_mel = mel(torch.from_numpy(audio))  # (M, F)
+        outputs: dict[str, np.ndarray] = {}
+        if model is not None:
+            generated, seconds = copy_synthesis(model, log_mel, sigma, seed + index)
+            synthesis_seconds += seconds
+            synthesised += generated.size
+            outputs[WAVEGLOW] = generated[: audio.size]
+        if baseline == GRIFFIN_LIM:
+            outputs[GRIFFIN_LIM] = griffin_lim(log_mel, config, audio.size, seed + index)
+        for system, generated in outputs.items():
+            generated = np.clip(generated, -1.0, 1.0)
+            save_wav(output_dir / "wavs" / f"{name}_{system}.wav", generated, config.sampling_rate)
+            rows.append(
+                ClipScores(name, system, score(audio, generated, config.sampling_rate, dnsmos))
+            )
+        if plots:
+            write_spectrogram_plot(output_dir / "plots" / f"{name}.png", audio, outputs, config)
+    khz = synthesised / synthesis_seconds / 1000 if synthesis_seconds > 0 else None
+    report = EvaluationReport(
+        rows=tuple(rows),
+        systems=systems,
+        output_dir=output_dir,
+        synthesis_khz=khz,
+        sigma=sigma if model is not None else None,
+        seed=seed,
+        clips=tuple(name for name, _ in clips),
+    )
+    write_report(report)
+    return report
+
+
+def _load_clips(files: Sequence[Path], rate: int) -> list[tuple[str, np.ndarray]]:
+    """Read every file (mono, ``rate``) with a unique output name; errors name the file."""
+    clips: list[tuple[str, np.ndarray]] = []
+    used: set[str] = set()
+    for path in files:
+        audio, _ = load_audio(path, rate)
+        if audio.size < MIN_SECONDS * rate:
+            raise AudioError(
+                f"{path}: {audio.size / rate:.2f} s is too short to score (needs {MIN_SECONDS} s)"
+            )
+        name, suffix = path.stem, 2
+        while name in used:
+            name, suffix = f"{path.stem}-{suffix}", suffix + 1
+        used.add(name)
+        clips.append((name, np.clip(audio, -1.0, 1.0)))
+    return clips
+
+
+# ---------------------------------------------------------------------------- writing
+def write_report(report: EvaluationReport) -> None:
+    """``metrics.csv``, ``summary.json`` and ``report.md`` in the report's folder, atomically."""
+    folder = report.output_dir
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["clip", "system", *report.metrics])
+    for row in report.rows:
+        writer.writerow(
+            [row.clip, row.system, *(_csv_number(row.scores.get(m)) for m in report.metrics)]
+        )
+    _write_text(folder / "metrics.csv", buffer.getvalue())
+    summary = json.dumps(_json_safe(report.summary()), indent=2) + "\n"
+    _write_text(folder / "summary.json", summary)
+    _write_text(folder / "report.md", report.markdown())
+
+
+def write_spectrogram_plot(
+    path: Path, original: np.ndarray, outputs: dict[str, np.ndarray], config: DataConfig
+) -> None:
+    """A PNG with the dB spectrograms of the original and each output, one above the other."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    panels = [("original", original), *outputs.items()]
+    figure = Figure(figsize=(10, 2.6 * len(panels)), constrained_layout=True)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    seconds = original.size / config.sampling_rate
+    nyquist_khz = config.sampling_rate / 2000
+    spectrograms = [
+        20 * np.log10(np.maximum(_stft_magnitude(audio, 1024, 256, 1024), 1e-5))
+        for _, audio in panels
+    ]
+    top = float(spectrograms[0].max())  # every panel on the original's 80 dB range
+    for axis, (title, _), decibels in zip(axes, panels, spectrograms, strict=True):
+        image = axis.imshow(
+            decibels,
+            origin="lower",
+            aspect="auto",
+            extent=(0, seconds, 0, nyquist_khz),
+            vmin=top - 80,
+            vmax=top,
+            cmap="magma",
+        )
+        axis.set_title(title)
+        axis.set_ylabel("kHz")
+        figure.colorbar(image, ax=axis, label="dB")
+    axes[-1].set_xlabel("seconds")
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=80)
+
+
+def _write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+
+
+def _csv_number(value: float | None) -> str:
+    return "" if value is None or not math.isfinite(value) else f"{value:.6g}"
+
+
+def _json_safe(value):  # noqa: ANN001, ANN202 - recursive over JSON containers
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+# ---------------------------------------------------------------------------- helpers
+def _resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
+    if rate == target:
+        return np.asarray(audio, dtype=np.float64)
+    return soxr.resample(np.asarray(audio, dtype=np.float64), rate, target, quality="HQ")
+
+
+def _stft_magnitude(audio: np.ndarray, n_fft: int, hop: int, window: int) -> np.ndarray:
+    """|STFT| (n_fft // 2 + 1, frames): periodic Hann of ``window`` centred, reflect padding."""
+    signal = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float64))
+    hann = torch.hann_window(window, periodic=True, dtype=torch.float64)
+    with torch.no_grad():
+        spectrum = torch.stft(
+            signal,
+            n_fft=n_fft,
+            hop_length=hop,
+            win_length=window,
+            window=hann,
+            center=True,
+            pad_mode="reflect",
+            return_complex=True,
+        )
+    return spectrum.abs().numpy()

@@ -1,0 +1,181 @@
+"""Test helper: write a model of ours in NVIDIA's historical checkpoint layouts.
+
+Old layouts are made by splitting our fused tensors (``cond_layer`` into per-layer ``cond_layers``,
+``res_skip_layers`` into ``res_layers`` + ``skip_layers``). Official-style pickles use throwaway
+``glow`` / ``glow_old`` modules whose classes are plain ``torch.nn`` modules with torch's legacy
+weight-norm hook, the way NVIDIA's ``glow.py`` built them; the caller registers the module in
+``sys.modules`` only while saving.
+"""
+
+from __future__ import annotations
+
+import types
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from waveglow import DataConfig, WaveGlow, WaveGlowConfig, WNConfig
+
+SMALL = WaveGlowConfig(
+    n_mel_channels=8,
+    n_flows=4,
+    n_group=4,
+    n_early_every=2,
+    n_early_size=2,
+    WN_config=WNConfig(n_layers=3, n_channels=8, kernel_size=3),
+)
+SMALL_DATA = DataConfig()  # NVIDIA's 1024-tap upsampler with hop 256: the value state dicts imply
+
+
+def make_source(
+    config: WaveGlowConfig = SMALL, data_config: DataConfig = SMALL_DATA, seed: int = 0
+) -> WaveGlow:
+    """A model with weight norm whose couplings are active and whose ``weight_g`` differ from
+    ``||weight_v||`` (so that reading v, or a stale weight, instead of g * v / ||v|| shows)."""
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = WaveGlow(config, data_config)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith("weight_g"):
+                parameter.mul_(0.5 + torch.rand(parameter.shape, generator=generator))
+            elif name.endswith("end.weight") or name.endswith("end.bias"):
+                parameter.normal_(0, 0.1, generator=generator)
+    return model.eval()
+
+
+def old_state_dict(
+    model: WaveGlow, cond_layers: bool = False, res_skip_split: bool = False
+) -> dict[str, torch.Tensor]:
+    """``model``'s state dict renamed to an older NVIDIA layout by splitting the fused tensors."""
+    channels, layers = model.config.WN_config.n_channels, model.config.WN_config.n_layers
+    state: dict[str, torch.Tensor] = {}
+    for name, tensor in model.state_dict().items():
+        parts = name.split(".") + [""]
+        tensor = tensor.clone()
+        if cond_layers and parts[2] == "cond_layer":
+            for layer, chunk in enumerate(tensor.chunk(layers)):
+                state[f"WN.{parts[1]}.cond_layers.{layer}.{parts[3]}"] = chunk.clone()
+        elif res_skip_split and parts[2] == "res_skip_layers":
+            prefix, layer = f"WN.{parts[1]}", int(parts[3])
+            if layer < layers - 1:
+                state[f"{prefix}.res_layers.{layer}.{parts[4]}"] = tensor[:channels].clone()
+                state[f"{prefix}.skip_layers.{layer}.{parts[4]}"] = tensor[channels:].clone()
+            else:
+                state[f"{prefix}.skip_layers.{layer}.{parts[4]}"] = tensor
+        else:
+            state[name] = tensor
+    return state
+
+
+# ---------------------------------------------------------------------------- official pickles
+def glow_module(
+    name: str = "glow", cond_layers: bool = False, res_skip_split: bool = False
+) -> types.ModuleType:
+    """A stand-in for NVIDIA's ``glow.py`` (or ``glow_old.py``) with the chosen WN layout."""
+    module = types.ModuleType(name)
+
+    def conv(*args: Any, **kwargs: Any) -> nn.Conv1d:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return nn.utils.weight_norm(nn.Conv1d(*args, **kwargs), name="weight")
+
+    class WN(nn.Module):
+        def __init__(self, n_in: int, n_mel: int, n_layers: int, n_channels: int, kernel: int):
+            super().__init__()
+            self.start = conv(n_in, n_channels, 1)
+            self.end = nn.Conv1d(n_channels, 2 * n_in, 1)
+            self.in_layers = nn.ModuleList(
+                conv(n_channels, 2 * n_channels, kernel, dilation=2**i, padding=2**i)
+                for i in range(n_layers)
+            )
+            if cond_layers:
+                self.cond_layers = nn.ModuleList(
+                    conv(n_mel, 2 * n_channels, 1) for _ in range(n_layers)
+                )
+            else:
+                self.cond_layer = conv(n_mel, 2 * n_channels * n_layers, 1)
+            if res_skip_split:
+                self.res_layers = nn.ModuleList(
+                    conv(n_channels, n_channels, 1) for _ in range(n_layers - 1)
+                )
+                self.skip_layers = nn.ModuleList(
+                    conv(n_channels, n_channels, 1) for _ in range(n_layers)
+                )
+            else:
+                self.res_skip_layers = nn.ModuleList(
+                    conv(n_channels, 2 * n_channels if i < n_layers - 1 else n_channels, 1)
+                    for i in range(n_layers)
+                )
+
+    class Invertible1x1Conv(nn.Module):
+        def __init__(self, channels: int):
+            super().__init__()
+            self.conv = nn.Conv1d(channels, channels, 1, bias=False)
+
+    class WaveGlow(nn.Module):
+        def __init__(self, config: WaveGlowConfig, data_config: DataConfig):
+            super().__init__()
+            mel, wn = config.n_mel_channels, config.WN_config
+            self.upsample = nn.ConvTranspose1d(
+                mel, mel, data_config.filter_length, stride=data_config.hop_length
+            )
+            self.n_flows, self.n_group = config.n_flows, config.n_group
+            self.WN = nn.ModuleList(
+                WN(
+                    config.channels_at(k) // 2,
+                    mel * config.n_group,
+                    wn.n_layers,
+                    wn.n_channels,
+                    wn.kernel_size,
+                )
+                for k in range(config.n_flows)
+            )
+            self.convinv = nn.ModuleList(
+                Invertible1x1Conv(config.channels_at(k)) for k in range(config.n_flows)
+            )
+
+    for cls in (WN, Invertible1x1Conv, WaveGlow):
+        cls.__module__, cls.__qualname__ = name, cls.__name__
+        setattr(module, cls.__name__, cls)
+    return module
+
+
+def official_model(module: types.ModuleType, source: WaveGlow) -> nn.Module:
+    """An instance of ``module.WaveGlow`` holding ``source``'s weights in that module's layout."""
+    model = module.WaveGlow(source.config, source.data_config)
+    has = set(model.state_dict())
+    state = old_state_dict(
+        source,
+        cond_layers=any(".cond_layers." in name for name in has),
+        res_skip_split=any(".res_layers." in name for name in has),
+    )
+    model.load_state_dict(state)  # strict: the names must be exactly the old layout's
+    return model
+
+
+def save_torch(payload: Any, path: Path, legacy: bool = False) -> Path:
+    """``torch.save`` in the zip format or torch's pre-1.6 legacy format."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "couldn't retrieve source code" for the legacy format
+        torch.save(payload, path, _use_new_zipfile_serialization=not legacy)
+    return path
+
+
+def assert_same_model(source: WaveGlow, loaded: WaveGlow, frames: int = 3) -> None:
+    """Same z and log-determinant forward, same audio from the same z inverse."""
+    generator = torch.Generator().manual_seed(1)
+    mel = torch.randn(2, source.config.n_mel_channels, frames, generator=generator)
+    audio = torch.randn(2, frames * source.hop_length, generator=generator) * 0.3
+    with torch.no_grad():
+        z, log_det = source(mel, audio)
+        z_loaded, log_det_loaded = loaded(mel, audio)
+        torch.testing.assert_close(z_loaded, z, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(log_det_loaded, log_det, rtol=1e-5, atol=1e-3)
+        noise = torch.randn(z.shape, generator=generator) * 0.6
+        torch.testing.assert_close(
+            loaded.infer(mel, z=noise), source.infer(mel, z=noise), rtol=1e-4, atol=1e-5
+        )

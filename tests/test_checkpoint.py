@@ -1,0 +1,105 @@
+"""Our checkpoint format: round trips, plain ``weights_only`` reading, atomic writes, weight norm."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import TINY, TINY_DATA
+from nvidia_layouts import assert_same_model, make_source
+from waveglow import CheckpointError, WaveGlow, load, save
+from waveglow.checkpoint import adapt_weight_norm, build_model
+from waveglow.convert import read_checkpoint
+
+
+@pytest.fixture
+def source() -> WaveGlow:
+    return make_source(TINY, TINY_DATA)
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+@pytest.mark.parametrize("weight_norm", [True, False], ids=["weight-norm", "folded"])
+def test_round_trip(tmp_path, source, suffix, weight_norm):
+    model = source if weight_norm else make_source(TINY, TINY_DATA).remove_weight_norm()
+    path = save(model, tmp_path / f"model{suffix}")
+    checkpoint = read_checkpoint(path)
+    assert checkpoint.layout == "waveglow"
+    assert checkpoint.config == model.full_config()
+    assert set(checkpoint.state_dict) == set(model.state_dict())
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(checkpoint.state_dict[name], tensor)
+    assert_same_model(source, load(path))
+    trainable = load(path, weight_norm=True)
+    assert trainable.has_weight_norm
+    assert_same_model(source, trainable)
+
+
+def test_torch_file_reads_with_plain_weights_only_load(tmp_path, source):
+    path = save(source, tmp_path / "model.pt", step=12, optimizer={"lr": 1e-4})
+    payload = torch.load(path, weights_only=True)  # no allow-list needed
+    assert payload["format"] == "waveglow" and payload["step"] == 12
+    assert read_checkpoint(path).extra == {"step": 12, "optimizer": {"lr": 1e-4}}
+
+
+def test_safetensors_refuses_training_state(tmp_path, source):
+    with pytest.raises(ValueError, match="safetensors"):
+        save(source, tmp_path / "model.safetensors", step=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_newer_format_version_is_refused(tmp_path, source):
+    path = save(source, tmp_path / "model.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = 99
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match=r"model\.pt: format version 99 is newer"):
+        load(path)
+
+
+def test_safetensors_without_our_metadata(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "foreign.safetensors"
+    save_file({"weight": torch.zeros(2)}, str(path))
+    with pytest.raises(CheckpointError, match=r"foreign\.safetensors: .*without WaveGlow metadata"):
+        load(path)
+
+
+def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch, source):
+    path = save(source, tmp_path / "model.pt")
+    before = path.read_bytes()
+
+    def broken_save(payload, destination, *args, **kwargs):
+        with open(destination, "wb") as handle:
+            handle.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save(make_source(TINY, TINY_DATA, seed=3), path)
+    assert path.read_bytes() == before
+    assert [entry.name for entry in tmp_path.iterdir()] == ["model.pt"]  # no temporary left
+
+
+def test_adapt_weight_norm_both_ways(source):
+    folded = make_source(TINY, TINY_DATA).remove_weight_norm()
+    with_norm = make_source(TINY, TINY_DATA, seed=5)  # other weights: the load must replace them
+    state = adapt_weight_norm(source.state_dict(), folded.state_dict())
+    assert set(state) == set(folded.state_dict())
+    folded.load_state_dict(state)
+    assert_same_model(source, folded)
+
+    back = adapt_weight_norm(folded.state_dict(), with_norm.state_dict())
+    assert set(back) == set(with_norm.state_dict())
+    with_norm.load_state_dict(back)
+    assert_same_model(source, with_norm)
+
+
+def test_build_model_lists_key_mismatches(tmp_path, source):
+    checkpoint = read_checkpoint(save(source, tmp_path / "model.pt"))
+    del checkpoint.state_dict["WN.0.end.bias"]
+    checkpoint.state_dict["WN.0.extra"] = torch.zeros(1)
+    with pytest.raises(CheckpointError) as error:
+        build_model(checkpoint, source="model.pt")
+    assert "Missing: WN.0.end.bias" in str(error.value)
+    assert "Unexpected: WN.0.extra" in str(error.value)

@@ -1,0 +1,489 @@
+"""Every NVIDIA checkpoint layout loads to the same model; hostile and broken files are refused."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import pickle
+import sys
+import tarfile
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.backends.thnn as thnn
+
+from conftest import TINY, TINY_DATA
+from nvidia_layouts import (
+    assert_same_model,
+    glow_module,
+    make_source,
+    official_model,
+    old_state_dict,
+    save_torch,
+)
+from waveglow import CheckpointError, load
+from waveglow.checkpoint import build_model
+from waveglow.convert import GlowOldWarning, convert, read_checkpoint
+
+PICKLE_VARIANTS = {  # module name, per-layer cond_layers, split res/skip, layout suffix
+    "fused": ("glow", False, False, ""),
+    "cond-layers": ("glow", True, False, "+cond-layers"),
+    "glow-old": ("glow_old", True, True, "+cond-layers+res-skip-split"),
+    "glow-old-converted": ("glow_old", True, False, "+cond-layers"),  # NVIDIA's convert_model.py
+}
+
+
+def write_official_pickle(
+    monkeypatch: pytest.MonkeyPatch,
+    path: Path,
+    variant: str = "fused",
+    legacy: bool = False,
+    full_dict: bool = True,
+) -> torch.nn.Module:
+    """Save like NVIDIA's train.py with a throwaway ``glow`` module, then unregister it."""
+    name, cond_layers, res_skip_split, _ = PICKLE_VARIANTS[variant]
+    source = make_source(TINY, TINY_DATA)  # hop 16: only the pickled stride can tell
+    module = glow_module(name, cond_layers, res_skip_split)
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, name, module)
+        model = official_model(module, source)
+        payload = model
+        if full_dict:
+            optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+            payload = {
+                "model": model,
+                "iteration": 580000,
+                "optimizer": optimizer.state_dict(),
+                "learning_rate": 1e-4,
+            }
+        save_torch(payload, path, legacy=legacy)
+    assert name not in sys.modules  # our loader must not need NVIDIA's code
+    return source
+
+
+def read_and_check(
+    path: Path, source: torch.nn.Module, layout: str, tmp_path: Path, glow_old: bool = False
+) -> None:
+    """Read, build (both weight-norm forms), convert and reload: always ``source``'s outputs.
+
+    Only glow_old files (and the split res/skip layout only it wrote) warn that NVIDIA ran them
+    with swapped coupling halves.
+    """
+    if glow_old or "res-skip-split" in layout:
+        with pytest.warns(GlowOldWarning, match=rf"{path.name}: .*swaps the coupling halves"):
+            _read_and_check(path, source, layout, tmp_path)
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GlowOldWarning)
+        _read_and_check(path, source, layout, tmp_path)
+
+
+def _read_and_check(path: Path, source: torch.nn.Module, layout: str, tmp_path: Path) -> None:
+    checkpoint = read_checkpoint(path)
+    assert checkpoint.layout == layout
+    assert checkpoint.config.waveglow_config == source.config
+    assert checkpoint.config.data_config.hop_length == source.hop_length
+    assert_same_model(source, build_model(checkpoint, source=str(path)))
+    assert_same_model(source, build_model(checkpoint, weight_norm=True, source=str(path)))
+    converted = tmp_path / "converted.pt"
+    convert(path, converted)
+    assert read_checkpoint(converted).layout == "waveglow"
+    assert_same_model(source, load(converted))
+
+
+# ---------------------------------------------------------------------------- official pickles
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+@pytest.mark.parametrize("variant", list(PICKLE_VARIANTS))
+def test_official_pickle_loads_the_same_model(monkeypatch, tmp_path, variant, legacy):
+    path = tmp_path / "waveglow.pt"
+    source = write_official_pickle(monkeypatch, path, variant, legacy)
+    layout = ("nvidia-pickle-legacy" if legacy else "nvidia-pickle") + PICKLE_VARIANTS[variant][3]
+    glow_old = variant.startswith("glow-old")
+    read_and_check(path, source, layout, tmp_path, glow_old=glow_old)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GlowOldWarning)
+        extra = read_checkpoint(path).extra
+    origin = "glow_old" if glow_old else "glow"
+    assert extra == {"iteration": 580000, "learning_rate": 1e-4, "nvidia_module": origin}
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_published_pickle_holding_only_the_module(monkeypatch, tmp_path, legacy):
+    path = tmp_path / "waveglow_256channels.pt"
+    source = write_official_pickle(monkeypatch, path, "fused", legacy, full_dict=False)
+    layout = "nvidia-pickle-legacy" if legacy else "nvidia-pickle"
+    read_and_check(path, source, layout, tmp_path)
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_stale_weight_attribute_is_ignored(monkeypatch, tmp_path, legacy):
+    """The legacy hook's ``weight`` attribute was computed at construction, before the weights
+    were loaded: the loader must use weight_g and weight_v (the shared check would catch it)."""
+    path = tmp_path / "waveglow.pt"
+    source = write_official_pickle(monkeypatch, path, "fused", legacy)
+    loaded = build_model(read_checkpoint(path))
+    folded = loaded.WN[0].start.weight
+    assert torch.allclose(folded, source.WN[0].start.weight.detach(), atol=1e-6)
+
+
+def test_torch04_backend_attribute_is_inert(monkeypatch, tmp_path):
+    """torch 0.4 modules pickled ``_backend`` as a call of ``_get_thnn_function_backend()``."""
+    calls = []
+
+    def backend_factory():
+        calls.append(True)
+
+    backend_factory.__module__ = "torch.nn.backends.thnn"
+    backend_factory.__qualname__ = backend_factory.__name__ = "_get_thnn_function_backend"
+
+    class Backend:
+        def __reduce__(self):
+            return (backend_factory, ())
+
+    path = tmp_path / "waveglow.pt"
+    source = make_source(TINY, TINY_DATA)
+    module = glow_module()
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "glow", module)
+        patch.setattr(thnn, "_get_thnn_function_backend", backend_factory, raising=False)
+        model = official_model(module, source)
+        for child in model.modules():
+            child._backend = Backend()
+        save_torch({"model": model}, path, legacy=True)
+    assert_same_model(source, load(path))
+    assert calls == []  # the stand-in ran, not the pickled function
+
+
+def test_cuda_tensors_are_mapped_to_the_cpu(monkeypatch, tmp_path):
+    """A file whose storages say ``cuda:0`` (as NVIDIA's do) loads on a machine without CUDA."""
+    path = tmp_path / "cuda.pt"
+    source = make_source()
+    with monkeypatch.context() as patch:
+        patch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+        save_torch({"state_dict": dict(source.state_dict())}, path)
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(path, weights_only=True)  # what a loader without map_location meets
+    checkpoint = read_checkpoint(path)
+    assert all(tensor.device.type == "cpu" for tensor in checkpoint.state_dict.values())
+    assert_same_model(source, build_model(checkpoint))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU to write CUDA tensors")
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_real_cuda_pickle(monkeypatch, tmp_path, legacy):
+    path = tmp_path / "waveglow.pt"
+    source = make_source(TINY, TINY_DATA)
+    module = glow_module()
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "glow", module)
+        save_torch({"model": official_model(module, source).cuda()}, path, legacy=legacy)
+    assert_same_model(source, load(path))
+
+
+# ---------------------------------------------------------------------------- state dicts
+def test_bare_state_dict_with_weight_norm(tmp_path):
+    source = make_source()
+    path = save_torch(source.state_dict(), tmp_path / "state.pt")
+    read_and_check(path, source, "state-dict", tmp_path)
+
+
+def test_bare_state_dict_without_weight_norm(tmp_path):
+    source = make_source()
+    folded = make_source().remove_weight_norm()
+    path = save_torch(folded.state_dict(), tmp_path / "state.pt", legacy=True)
+    assert not any(name.endswith("weight_g") for name in read_checkpoint(path).state_dict)
+    read_and_check(path, source, "state-dict", tmp_path)
+
+
+def test_per_layer_cond_layers(tmp_path):
+    source = make_source()
+    path = save_torch(old_state_dict(source, cond_layers=True), tmp_path / "cond.pt")
+    read_and_check(path, source, "state-dict+cond-layers", tmp_path)
+
+
+def test_split_res_and_skip_layers(tmp_path):
+    source = make_source()
+    state = old_state_dict(source, cond_layers=True, res_skip_split=True)
+    assert "WN.0.res_layers.1.weight_v" in state and "WN.0.res_layers.2.weight_v" not in state
+    path = save_torch(state, tmp_path / "old.pt")
+    read_and_check(path, source, "state-dict+cond-layers+res-skip-split", tmp_path)
+
+
+def test_deeplearningexamples_dict(tmp_path):
+    source = make_source()
+    state = {f"module.{name}": t for name, t in old_state_dict(source, cond_layers=True).items()}
+    config = {"n_mel_channels": 8, "n_flows": 4, "n_group": 4, "n_early_every": 2}
+    config["WN_config"] = {"n_layers": 3, "n_channels": 8, "kernel_size": 3}
+    payload = {
+        "epoch": 1000,
+        "config": config,
+        "state_dict": state,
+        "optimizer": {"state": {}, "param_groups": []},
+        "random_rng_state": torch.get_rng_state(),
+    }
+    path = save_torch(payload, tmp_path / "nvidia_waveglowpyt_fp32.pt")
+    read_and_check(path, source, "deeplearningexamples+cond-layers", tmp_path)
+    assert read_checkpoint(path).extra == {"epoch": 1000}
+
+
+def test_config_in_the_file_gives_the_hop_length(tmp_path):
+    source = make_source(TINY, TINY_DATA)
+    payload = {"state_dict": dict(source.state_dict()), "config": {"hop_length": 16}}
+    path = save_torch(payload, tmp_path / "dle.pt")
+    read_and_check(path, source, "deeplearningexamples", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("config", "complaint"),
+    [
+        ({"n_flows": 12}, r"n_flows=12 \(the weights say 4\)"),
+        ({"WN_config": {"n_channels": 256}}, r"n_channels=256 \(the weights say 8\)"),
+        ({"n_early_size": 4}, r"n_early_size=4 \(the weights say 2\)"),
+        ({"data_config": {"filter_length": 800}}, r"filter_length=800 \(the upsampler has 1024"),
+    ],
+)
+def test_config_that_contradicts_the_weights(tmp_path, config, complaint):
+    source = make_source()
+    payload = {"state_dict": dict(source.state_dict()), "config": config}
+    path = save_torch(payload, tmp_path / "dle.pt")
+    with pytest.raises(CheckpointError, match=r"dle\.pt: its config disagrees.*" + complaint):
+        read_checkpoint(path)
+
+
+def test_audio_settings_come_from_the_file_config(tmp_path):
+    source = make_source()
+    config = {"data_config": {"sampling_rate": 16000, "mel_fmax": None, "hop_length": 256}}
+    payload = {"state_dict": dict(source.state_dict()), "config": config}
+    data = read_checkpoint(save_torch(payload, tmp_path / "dle.pt")).config.data_config
+    assert (data.sampling_rate, data.mel_fmax, data.filter_length) == (16000, None, 1024)
+
+
+def nemo_state(source: torch.nn.Module) -> dict[str, torch.Tensor]:
+    state = {
+        "waveglow." + name.replace("WN.", "wavenet.", 1): tensor
+        for name, tensor in source.state_dict().items()
+    }
+    state["audio_to_melspec_precessor.featurizer.window"] = torch.hann_window(1024)
+    return state
+
+
+def test_nemo_state_dict(tmp_path):
+    source = make_source()
+    path = save_torch(nemo_state(source), tmp_path / "model_weights.ckpt")
+    read_and_check(path, source, "nemo", tmp_path)
+    ignored = read_checkpoint(path).extra["ignored_keys"]
+    assert ignored == ["audio_to_melspec_precessor.featurizer.window"]
+
+
+def test_nemo_lightning_checkpoint(tmp_path):
+    source = make_source()
+    payload = {"state_dict": nemo_state(source), "pytorch-lightning_version": "1.9.0", "epoch": 7}
+    path = save_torch(payload, tmp_path / "WaveGlow.ckpt")
+    read_and_check(path, source, "nemo", tmp_path)
+
+
+@pytest.mark.parametrize("mode", ["w", "w:gz"])
+def test_nemo_archive(tmp_path, mode):
+    source = make_source()
+    weights = save_torch(nemo_state(source), tmp_path / "model_weights.ckpt")
+    config = tmp_path / "model_config.yaml"
+    config.write_text("n_mel_channels: 8\nn_flows: 4\n")
+    path = tmp_path / "tts_waveglow.nemo"
+    with tarfile.open(path, mode) as archive:
+        archive.add(config, arcname="./model_config.yaml")
+        archive.add(weights, arcname="./model_weights.ckpt")
+    read_and_check(path, source, "nemo", tmp_path)
+
+
+def test_tar_archive_without_weights(tmp_path):
+    path = tmp_path / "other.nemo"
+    with tarfile.open(path, "w") as archive:
+        archive.add(__file__, arcname="readme.txt")
+    with pytest.raises(CheckpointError, match=r"other\.nemo: .*without one model_weights\.ckpt"):
+        read_checkpoint(path)
+
+
+# ---------------------------------------------------------------------------- hostile files
+class RunsACommand:
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+class EvaluatesCode:
+    def __reduce__(self):
+        return (eval, ("__import__('os').system('true')",))
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_pickle_that_runs_a_command_is_refused(tmp_path, legacy):
+    marker = tmp_path / "pwned"
+    path = save_torch({"model": RunsACommand(f"touch {marker}")}, tmp_path / "evil.pt", legacy)
+    with pytest.raises(CheckpointError, match=r"evil\.pt: refused to load: it names \S*system"):
+        read_checkpoint(path)
+    with pytest.raises(CheckpointError, match="nothing was executed"):
+        load(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_pickle_that_calls_eval_is_refused(tmp_path, legacy):
+    path = save_torch({"config": EvaluatesCode()}, tmp_path / "evil.pt", legacy)
+    with pytest.raises(CheckpointError, match="refused to load: it names builtins.eval,"):
+        read_checkpoint(path)
+
+
+def test_pickle_naming_an_unknown_module_class_is_refused(monkeypatch, tmp_path):
+    module = glow_module()
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "glow", module)
+        model = official_model(module, make_source(TINY, TINY_DATA))
+        model.extra = torch.nn.Linear(2, 2)
+        path = save_torch({"model": model}, tmp_path / "odd.pt", legacy=True)
+    with pytest.raises(CheckpointError, match="names torch.nn.modules.linear.Linear"):
+        read_checkpoint(path)
+
+
+def test_storage_larger_than_the_file_is_refused_before_allocating(tmp_path):
+    """A hand-made legacy file whose one storage claims 4 TB."""
+
+    class StorageMarker:
+        pass
+
+    class HugeTensor:
+        def __reduce__(self):
+            arguments = (StorageMarker(), 0, (10**12,), (1,), False, OrderedDict())
+            return (torch._utils._rebuild_tensor_v2, arguments)
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            if isinstance(obj, StorageMarker):
+                return ("storage", torch.FloatStorage, "0", "cpu", 10**12, None)
+            return None
+
+    payload = io.BytesIO()
+    Pickler(payload, protocol=2).dump({"upsample.weight": HugeTensor()})
+    path = tmp_path / "huge.pt"
+    path.write_bytes(
+        pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)
+        + pickle.dumps(1001, protocol=2)
+        + pickle.dumps({"little_endian": True}, protocol=2)
+        + payload.getvalue()
+        + pickle.dumps(["0"], protocol=2)
+    )
+    with pytest.raises(CheckpointError, match=r"huge\.pt: .*claims 4000000000000 bytes"):
+        read_checkpoint(path)
+
+
+# ---------------------------------------------------------------------------- broken files
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_truncated_file(monkeypatch, tmp_path, legacy):
+    path = tmp_path / "waveglow.pt"
+    write_official_pickle(monkeypatch, path, legacy=legacy)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"waveglow\.pt: cannot be read.*truncated"):
+        read_checkpoint(path)
+
+
+def test_empty_missing_and_random_files(tmp_path):
+    empty = tmp_path / "empty.pt"
+    empty.touch()
+    with pytest.raises(CheckpointError, match=r"empty\.pt: the file is empty"):
+        read_checkpoint(empty)
+    with pytest.raises(CheckpointError, match=r"absent\.pt: no such file"):
+        read_checkpoint(tmp_path / "absent.pt")
+    noise = tmp_path / "noise.pt"
+    noise.write_bytes(torch.randint(0, 256, (4096,), dtype=torch.uint8).numpy().tobytes())
+    with pytest.raises(CheckpointError, match=r"noise\.pt: "):
+        read_checkpoint(noise)
+
+
+def test_tacotron2_state_dict_is_named(tmp_path):
+    state = {
+        "embedding.weight": torch.zeros(148, 512),
+        "encoder.convolutions.0.0.conv.weight": torch.zeros(512, 512, 5),
+        "decoder.attention_rnn.weight_ih": torch.zeros(4096, 768),
+        "postnet.convolutions.0.0.conv.weight": torch.zeros(512, 80, 5),
+    }
+    path = save_torch({"state_dict": state, "iteration": 1}, tmp_path / "tacotron2.pt")
+    with pytest.raises(
+        CheckpointError, match=r"tacotron2\.pt: has no WaveGlow weights.*Tacotron 2"
+    ):
+        read_checkpoint(path)
+
+
+def test_a_dict_of_something_else(tmp_path):
+    path = save_torch({"weights": [1, 2, 3]}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a WaveGlow checkpoint.*weights"):
+        read_checkpoint(path)
+
+
+def test_leftover_and_missing_keys_are_listed(tmp_path):
+    state = dict(make_source().state_dict())
+    state["WN.0.spare_layer.weight"] = torch.zeros(1)
+    del state["WN.1.end.bias"]
+    path = save_torch(state, tmp_path / "keys.pt")
+    with pytest.raises(CheckpointError) as error:
+        read_checkpoint(path)
+    message = str(error.value)
+    assert "keys.pt" in message
+    assert "Missing: WN.1.end.bias" in message
+    assert "Unexpected: WN.0.spare_layer.weight" in message
+
+
+def test_half_a_weight_norm_pair_is_listed(tmp_path):
+    state = dict(make_source().state_dict())
+    del state["WN.2.start.weight_g"]
+    path = save_torch(state, tmp_path / "pair.pt")
+    with pytest.raises(CheckpointError, match="Unexpected: WN.2.start.weight_v"):
+        read_checkpoint(path)
+
+
+def test_uneven_per_layer_conditioning(tmp_path):
+    state = old_state_dict(make_source(), cond_layers=True)
+    del state["WN.1.cond_layers.1.bias"]
+    path = save_torch(state, tmp_path / "uneven.pt")
+    with pytest.raises(CheckpointError, match="WN.1.cond_layers: the layers hold different"):
+        read_checkpoint(path)
+
+
+def test_wrong_shape_is_named(tmp_path):
+    state = dict(make_source().state_dict())
+    state["WN.1.end.bias"] = torch.zeros(5)
+    path = save_torch(state, tmp_path / "shape.pt")
+    with pytest.raises(CheckpointError, match=r"shape\.pt: WN.1.end.bias has shape \(5,\)"):
+        load(path)
+
+
+def test_irregular_early_outputs(tmp_path):
+    state = dict(make_source().state_dict())
+    state["convinv.3.conv.weight"] = torch.eye(1).view(1, 1, 1)  # (C, C, 1)
+    path = save_torch(state, tmp_path / "early.pt")
+    with pytest.raises(CheckpointError, match=r"sizes \[4, 4, 2, 1\] follow no early-output"):
+        read_checkpoint(path)
+
+
+def test_shapes_of_no_valid_waveglow(tmp_path):
+    state = dict(make_source().state_dict())
+    for layer in range(3):
+        state[f"WN.0.in_layers.{layer}.weight_v"] = torch.zeros(16, 8, 2)  # (2C, C, even kernel)
+    path = save_torch(state, tmp_path / "even.pt")
+    with pytest.raises(CheckpointError, match=r"even\.pt: its shapes .*kernel_size must be odd"):
+        read_checkpoint(path)
+
+
+def test_no_early_outputs_infers_a_config_that_emits_none(tmp_path):
+    config = dataclasses.replace(TINY, n_early_size=0)
+    source = make_source(config)
+    path = save_torch(source.state_dict(), tmp_path / "flat.pt")
+    inferred = read_checkpoint(path).config.waveglow_config
+    assert [inferred.channels_at(k) for k in range(4)] == [4, 4, 4, 4]
+    assert_same_model(source, load(path))

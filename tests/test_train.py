@@ -1,0 +1,474 @@
+"""Training: the loss falls, exact resume, warm start, guards, signals, checkpoints, logging."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import waveglow
+from conftest import TINY, TINY_DATA, make_tiny
+from corpus import make_folder_corpus, tiny_config
+from waveglow import train as train_module
+from waveglow.config import Config, ConfigError, load_config
+from waveglow.train import (
+    TrainingError,
+    apply_overrides,
+    checkpoints_in,
+    setup,
+    setup_distributed,
+    train,
+    warm_start,
+)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    return make_folder_corpus(tmp_path_factory.mktemp("corpus"), count=12)
+
+
+def _config(corpus: Path, output: Path, **train_fields) -> Config:
+    return tiny_config(TINY, TINY_DATA, corpus, output, **train_fields)
+
+
+def _log(output: Path, event: str) -> list[dict]:
+    lines = (output / "log.jsonl").read_text().splitlines()
+    return [entry for entry in map(json.loads, lines) if entry["event"] == event]
+
+
+def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+
+
+# ---------------------------------------------------------------------------- config
+def test_overrides_parse_values_and_reject_unknown_keys():
+    config = apply_overrides(
+        Config(),
+        [
+            "train_config.batch_size=3",
+            "train.precision=bf16",
+            "waveglow_config.WN_config.n_channels=64",
+            "data.mel_fmax=null",
+            "train.output_directory=runs/x",
+        ],
+    )
+    assert config.train_config.batch_size == 3
+    assert config.train_config.precision == "bf16"
+    assert config.waveglow_config.WN_config.n_channels == 64
+    assert config.data_config.mel_fmax is None
+    assert config.train_config.output_directory == "runs/x"
+    with pytest.raises(ConfigError, match="unknown key"):
+        apply_overrides(Config(), ["train.batch_sise=3"])
+    with pytest.raises(ConfigError, match="section.key=value"):
+        apply_overrides(Config(), ["train.batch_size"])
+    with pytest.raises(ConfigError, match="precision"):
+        apply_overrides(Config(), ["train.precision=fp8"])
+
+
+def test_nvidia_config_json_loads_as_is(tmp_path):
+    nvidia = {
+        "train_config": {
+            "fp16_run": True,
+            "output_directory": "checkpoints",
+            "epochs": 100000,
+            "learning_rate": 1e-4,
+            "sigma": 1.0,
+            "iters_per_checkpoint": 2000,
+            "batch_size": 12,
+            "seed": 1234,
+            "checkpoint_path": "",
+            "with_tensorboard": False,
+        },
+        "data_config": {
+            "training_files": "train_files.txt",
+            "segment_length": 16000,
+            "sampling_rate": 22050,
+            "filter_length": 1024,
+            "hop_length": 256,
+            "win_length": 1024,
+            "mel_fmin": 0.0,
+            "mel_fmax": 8000.0,
+        },
+        "dist_config": {"dist_backend": "nccl", "dist_url": "tcp://localhost:54321"},
+        "waveglow_config": {
+            "n_mel_channels": 80,
+            "n_flows": 12,
+            "n_group": 8,
+            "n_early_every": 4,
+            "n_early_size": 2,
+            "WN_config": {"n_layers": 8, "n_channels": 256, "kernel_size": 3},
+        },
+    }
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(nvidia))
+    config = load_config(path)
+    assert config.train_config.amp_precision == "fp16"  # NVIDIA's fp16_run switch
+    assert config.data_config.training_files == "train_files.txt"
+
+
+def test_auto_precision_follows_the_hardware():
+    from waveglow import fast
+    from waveglow.train import resolve_precision
+
+    config = apply_overrides(Config(), ["train.precision=auto", "train.fp16_run=true"])
+    resolved = resolve_precision(config, torch.device("cpu")).train_config
+    assert resolved.amp_precision == ("bf16" if fast.cpu_has_bf16_matmul() else "fp32")
+    fixed = apply_overrides(Config(), ["train.precision=bf16"])
+    assert resolve_precision(fixed, torch.device("cpu")) == fixed
+
+
+# ---------------------------------------------------------------------------- learning
+@pytest.mark.slow
+def test_loss_falls_and_validation_is_reported(corpus, tmp_path):
+    output = tmp_path / "run"
+    result = train(_config(corpus, output, max_iters=40, keep_checkpoints=2), progress_bar=False)
+    losses = [entry["loss"] for entry in _log(output, "step")]
+    assert len(losses) == 40 and all(math.isfinite(loss) for loss in losses)
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.3
+    validations = _log(output, "validation")
+    assert [entry["step"] for entry in validations] == [10, 20, 30, 40]
+    assert validations[-1]["validation_loss"] < validations[0]["validation_loss"]
+    assert result.validation_loss == validations[-1]["validation_loss"]
+    for sample in validations[-1]["samples"]:
+        assert waveglow.load_audio(sample)[0].size > 0
+    assert [p.name for p in checkpoints_in(output)] == [
+        "waveglow_00000030.pt",
+        "waveglow_00000040.pt",
+    ]
+    assert json.loads((output / "config.json").read_text())["train_config"]["max_iters"] == 40
+    split = (output / "validation_files.txt").read_text().splitlines()
+    train_list = set((output / "train_files.txt").read_text().splitlines())
+    assert len(split) == 2 and train_list.isdisjoint(split)
+
+
+def test_training_checkpoint_is_safe_to_load_and_holds_the_run(corpus, tmp_path):
+    output = tmp_path / "run"
+    result = train(_config(corpus, output, max_iters=3, iters_per_checkpoint=3), progress_bar=False)
+    payload = torch.load(result.last_checkpoint, weights_only=True)
+    assert payload["run_config"]["train_config"]["max_iters"] == 3
+    assert payload["training"]["progress"]["step"] == 3
+    assert len(payload["training"]["rng"]) == 1 and payload["training"]["optimizer"]["state"]
+    model = waveglow.load(result.last_checkpoint, weight_norm=True)
+    for name, tensor in result.model.state_dict().items():
+        assert torch.equal(model.state_dict()[name], tensor), name
+    best = torch.load(output / "best.pt", weights_only=True)
+    assert best["training"]["progress"]["best_validation_loss"] == result.best_validation_loss
+
+
+@pytest.mark.parametrize("implementation", ["gemm", "conv"])
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_keeps_flow_bookkeeping_in_fp32(
+    precision, implementation, corpus, tmp_path
+):
+    model = make_tiny()
+    mel, audio = torch.randn(2, 8, 17), 0.1 * torch.randn(2, 256)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    with torch.autocast("cpu", dtype=dtype):
+        z, log_det = model(mel, audio)
+    assert z.dtype == torch.float32 and log_det.dtype == torch.float32
+    reference_z, reference_log_det = model(mel, audio)
+    torch.testing.assert_close(log_det, reference_log_det, rtol=0.05, atol=0.5)
+    output = tmp_path / "run"
+    config = _config(
+        corpus, output, max_iters=12, precision=precision, wn_implementation=implementation
+    )
+    result = train(config, progress_bar=False)
+    losses = [entry["loss"] for entry in _log(output, "step")]
+    assert result.skipped_steps == 0 and losses[-1] < losses[0]
+
+
+def test_gemm_and_convolution_wn_train_alike_in_fp32(corpus, tmp_path):
+    runs = {}
+    for implementation in ("gemm", "conv"):
+        output = tmp_path / implementation
+        config = _config(corpus, output, max_iters=6, wn_implementation=implementation)
+        runs[implementation] = train(config, progress_bar=False)
+        runs[implementation].losses = [entry["loss"] for entry in _log(output, "step")]
+    assert runs["gemm"].losses == pytest.approx(runs["conv"].losses, rel=1e-4, abs=1e-5)
+    for name, tensor in runs["gemm"].model.state_dict().items():
+        torch.testing.assert_close(
+            tensor, runs["conv"].model.state_dict()[name], rtol=1e-3, atol=1e-5
+        )
+
+
+# ---------------------------------------------------------------------------- resume
+@pytest.mark.slow
+def test_resume_continues_exactly(corpus, tmp_path):
+    fields = {"iters_per_checkpoint": 3, "grad_accumulation": 2, "batch_size": 2}
+    straight = train(_config(corpus, tmp_path / "a", max_iters=7, **fields), progress_bar=False)
+    train(_config(corpus, tmp_path / "b", max_iters=3, **fields), progress_bar=False)
+    resumed = train(
+        _config(corpus, tmp_path / "b", max_iters=7, **fields), resume=True, progress_bar=False
+    )
+    assert resumed.step == straight.step == 7 and resumed.epoch == straight.epoch
+    assert _log(tmp_path / "b", "start")[-1]["step"] == 3
+    for name, tensor in straight.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[name], tensor), name
+
+
+def test_gradient_accumulation_equals_the_large_batch(corpus, tmp_path):
+    fields = {"max_iters": 3, "iters_per_validation": 100}
+    large = train(_config(corpus, tmp_path / "a", batch_size=4, **fields), progress_bar=False)
+    accumulated = train(
+        _config(corpus, tmp_path / "b", batch_size=2, grad_accumulation=2, **fields),
+        progress_bar=False,
+    )
+    for name, tensor in large.model.state_dict().items():
+        torch.testing.assert_close(
+            accumulated.model.state_dict()[name], tensor, rtol=1e-4, atol=1e-5
+        )
+    losses = [[e["loss"] for e in _log(tmp_path / run, "step")] for run in ("a", "b")]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+
+
+def test_resume_without_checkpoint_or_from_model_only_file_is_an_error(corpus, tmp_path):
+    with pytest.raises(TrainingError, match="no waveglow_"):
+        train(_config(corpus, tmp_path / "empty"), resume=True, progress_bar=False)
+    model_only = tmp_path / "model.pt"
+    waveglow.save(make_tiny(), model_only)
+    with pytest.raises(TrainingError, match="init_from"):
+        train(_config(corpus, tmp_path / "run"), resume=model_only, progress_bar=False)
+
+
+# ---------------------------------------------------------------------------- warm start
+def test_warm_start_from_bare_state_dict_and_our_files(corpus, tmp_path):
+    source = make_tiny(seed=5)
+    bare = tmp_path / "nvidia_state_dict.pt"
+    torch.save(source.state_dict(), bare)
+    folded = tmp_path / "ours_folded.pt"
+    waveglow.save(make_tiny(seed=5).remove_weight_norm(), folded)
+    config = _config(corpus, tmp_path / "run", max_iters=2)
+    model, _ = warm_start(bare, config)
+    assert model.has_weight_norm
+    for name, tensor in source.state_dict().items():
+        assert torch.equal(model.state_dict()[name], tensor), name
+    model, _ = warm_start(folded, config)  # weight norm re-created: the same weights
+    audio, mel = 0.1 * torch.randn(1, 256), torch.randn(1, 8, 17)
+    torch.testing.assert_close(model(mel, audio), source(mel, audio), rtol=1e-4, atol=1e-4)
+    result = train(config, init_from=bare, progress_bar=False)
+    assert _log(tmp_path / "run", "start")[0]["init_from"] == str(bare)
+    payload = torch.load(result.last_checkpoint, weights_only=True)
+    assert int(next(iter(payload["training"]["optimizer"]["state"].values()))["step"]) == 2
+
+
+def test_warm_start_from_nvidia_official_pickle(corpus, tmp_path, monkeypatch):
+    from nvidia_layouts import assert_same_model
+    from test_convert import write_official_pickle
+
+    path = tmp_path / "waveglow_580000"
+    source = write_official_pickle(monkeypatch, path)  # NVIDIA's train.py dict, pickled module
+    config = _config(corpus, tmp_path / "run", max_iters=1)
+    model, warm_config = warm_start(path, config)
+    assert warm_config.waveglow_config == source.config
+    assert_same_model(source, model.eval())
+    train(config, init_from=path, progress_bar=False)
+    assert _log(tmp_path / "run", "start")[0]["init_from"] == str(path)
+
+
+def test_nvidia_checkpoint_path_warm_starts(corpus, tmp_path):
+    bare = tmp_path / "state_dict.pt"
+    torch.save(make_tiny(seed=5).state_dict(), bare)
+    config = _config(corpus, tmp_path / "run", max_iters=1, checkpoint_path=str(bare))
+    train(config, progress_bar=False)
+    assert _log(tmp_path / "run", "start")[0]["init_from"] == str(bare)
+
+
+# ---------------------------------------------------------------------------- guards
+class _PoisonedLoss:
+    """nll_loss that returns NaN on the calls listed in ``bad``."""
+
+    def __init__(self, bad: set[int]) -> None:
+        self.bad, self.calls = bad, 0
+
+    def __call__(self, *args, **kwargs) -> torch.Tensor:
+        loss = train_module.__dict__["_real_nll_loss"](*args, **kwargs)
+        self.calls += 1
+        return loss * math.nan if self.calls in self.bad else loss
+
+
+@pytest.fixture
+def poison(monkeypatch):
+    def install(bad: set[int]) -> _PoisonedLoss:
+        poisoned = _PoisonedLoss(bad)
+        monkeypatch.setitem(train_module.__dict__, "_real_nll_loss", train_module.nll_loss)
+        monkeypatch.setattr(train_module, "nll_loss", poisoned)
+        return poisoned
+
+    return install
+
+
+def test_non_finite_steps_are_skipped_and_counted(corpus, tmp_path, poison):
+    config = _config(corpus, tmp_path / "run", max_iters=6, iters_per_validation=100)
+    clean = train(config, progress_bar=False)
+    poison({3, 4})
+    config = _config(corpus, tmp_path / "run2", max_iters=6, iters_per_validation=100)
+    poisoned = train(config, progress_bar=False)
+    assert poisoned.skipped_steps == 2 and clean.skipped_steps == 0
+    steps = _log(tmp_path / "run2", "step")
+    assert [entry["skipped_steps"] for entry in steps] == [0, 0, 1, 2, 2, 2]
+    assert all(math.isfinite(entry["loss"]) for entry in steps[4:])
+    changed = [
+        not torch.equal(tensor, clean.model.state_dict()[name])
+        for name, tensor in poisoned.model.state_dict().items()
+    ]
+    assert any(changed)  # two updates were really skipped
+
+
+def test_consecutive_bad_steps_roll_back_and_stop(corpus, tmp_path, poison):
+    config = _config(
+        corpus, tmp_path / "run", max_iters=50, iters_per_checkpoint=4, max_bad_steps=3
+    )
+    poison(set(range(5, 100)))
+    with pytest.raises(TrainingError, match="3 consecutive steps.*rolled back to .*00000004"):
+        train(config, progress_bar=False)
+    assert [p.name for p in checkpoints_in(tmp_path / "run")] == ["waveglow_00000004.pt"]
+    assert _log(tmp_path / "run", "diverged")[0]["step"] == 7
+
+
+def test_gradient_clipping_bounds_the_norm(corpus, tmp_path):
+    config = _config(corpus, tmp_path / "run", grad_clip_thresh=1e-3)
+    trainer = setup(config, setup_distributed("cpu"), progress_bar=False)
+    batch = next(iter(trainer.loader))
+    train_module._backward(trainer, batch, last=True, parts=1)
+    norm_before = train_module._unscale_and_clip(trainer)
+    norm_after = torch.nn.utils.get_total_norm([p.grad for p in trainer.model.parameters()])
+    assert norm_before > 0.01 and float(norm_after) == pytest.approx(1e-3, rel=1e-3)
+    trainer.logger.close()
+
+
+# ---------------------------------------------------------------------------- data problems
+def test_corrupt_files_do_not_stop_training(corpus, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for path in corpus.iterdir():
+        (broken / path.name).write_bytes(path.read_bytes())
+    (broken / "zz_corrupt.wav").write_bytes(b"RIFF----WAVEfmt garbage" * 20)
+    (broken / "zz_empty.wav").write_bytes(b"")
+    config = _config(
+        broken, tmp_path / "run", max_iters=8, num_workers=2, validation_size=1, batch_size=6
+    )
+    result = train(config, progress_bar=False)
+    assert result.step == 8
+    reported = [entry["problem"] for entry in _log(tmp_path / "run", "bad_file")]
+    assert len(reported) == 2 and len(set(reported)) == 2  # each reported once
+    assert any("zz_corrupt.wav" in p for p in reported) and any("zz_empty" in p for p in reported)
+
+
+# ---------------------------------------------------------------------------- logging
+def test_tensorboard_events_are_written(corpus, tmp_path):
+    pytest.importorskip("tensorboard")
+    output = tmp_path / "run"
+    train(_config(corpus, output, max_iters=2, with_tensorboard=True, iters_per_validation=2))
+    assert list((output / "logs").glob("events.out.tfevents.*"))
+
+
+# ---------------------------------------------------------------------------- processes
+def _python_env() -> dict[str, str]:
+    source = str(Path(waveglow.__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": source, "OMP_NUM_THREADS": "1"}
+
+
+def _start(config: Config, tmp_path: Path, *options: str, launcher: tuple = ()) -> subprocess.Popen:
+    """``waveglow train`` (through ``launcher``, e.g. torchrun) on ``config`` in a new process."""
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config.to_dict()))
+    launcher = launcher or (sys.executable,)
+    command = [*launcher, "-m", "waveglow", "train", "--config", str(config_path), "-q", *options]
+    return subprocess.Popen(
+        command, env=_python_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def _wait_for_step(output: Path, step: int, process: subprocess.Popen, limit: float = 60) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read()
+        log = output / "log.jsonl"
+        if log.exists() and any(e["step"] >= step for e in _log(output, "step")):
+            return
+        time.sleep(0.05)
+    process.kill()
+    raise AssertionError(f"training did not reach step {step}")
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_loses_at_most_one_interval(corpus, tmp_path):
+    output = tmp_path / "run"
+    config = _config(corpus, output, max_iters=10_000, iters_per_checkpoint=4)
+    process = _start(config, tmp_path)
+    _wait_for_step(output, 10, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    reached = max(entry["step"] for entry in _log(output, "step"))
+    last = checkpoints_in(output)[-1]
+    saved_step = int(last.stem.split("_")[1])
+    assert reached - saved_step < 4 + 1  # at most one interval (plus the step in flight)
+    assert waveglow.load(last).has_weight_norm is False  # the newest file is whole
+    (output / f".{last.name}.abc123.tmp").write_bytes(b"half a checkpoint")
+    process = _start(config, tmp_path, "--resume", "--max-iters", str(saved_step + 2))
+    output_text, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output_text
+    assert f"trained to step {saved_step + 2};" in output_text
+    assert _log(output, "start")[-1]["resumed_from"] == str(last)
+    assert not list(output.glob(".*.tmp"))  # a killed write's leftovers are cleared
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(corpus, tmp_path):
+    output = tmp_path / "run"
+    config = _config(corpus, output, max_iters=10_000, iters_per_checkpoint=1000)
+    process = _start(config, tmp_path)
+    _wait_for_step(output, 3, process)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0, process.stdout.read()
+    stop = _log(output, "stop")[-1]
+    assert stop["stopped_by"] == "SIGTERM"
+    assert checkpoints_in(output)[-1].name == f"waveglow_{stop['step']:08d}.pt"
+
+
+@pytest.mark.multiprocess
+@pytest.mark.slow
+def test_two_process_gloo_run_matches_one_process(corpus, tmp_path):
+    fields = {"max_iters": 4, "iters_per_checkpoint": 4, "iters_per_validation": 4}
+    distributed = _config(corpus, tmp_path / "ddp", batch_size=2, **fields)
+    launcher = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2")
+    process = _start(distributed, tmp_path, launcher=launcher)
+    single = train(_config(corpus, tmp_path / "single", batch_size=4, **fields), progress_bar=False)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output
+    assert output.count("trained to step 4;") == 1  # rank 0 alone reports
+    assert _log(tmp_path / "ddp", "start")[0]["world_size"] == 2
+    assert len(_log(tmp_path / "ddp", "start")) == 1  # rank 0 alone logs
+    assert [e["ranks_agree"] for e in _log(tmp_path / "ddp", "checkpoint")] == [True]
+    ddp = waveglow.load(tmp_path / "ddp" / "waveglow_00000004.pt", weight_norm=True)
+    for name, tensor in ddp.state_dict().items():
+        torch.testing.assert_close(tensor, single.model.state_dict()[name], rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------- command line
+def test_cli_train_flags_and_overrides(corpus, tmp_path, capsys):
+    from waveglow.cli import main
+
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(_config(corpus, tmp_path / "unused").to_dict()))
+    output = tmp_path / "run"
+    common = ["train", "--config", str(config_path), "-o", str(output), "-q"]
+    code = main([*common, "--data", str(corpus), "--max-iters", "2", "--set", "train.seed=3"])
+    assert code == 0, capsys.readouterr().err
+    written = json.loads((output / "config.json").read_text())
+    assert written["train_config"]["seed"] == 3 and written["train_config"]["max_iters"] == 2
+    assert "trained to step 2;" in capsys.readouterr().out
+    assert main(["train", "-o", str(output), "--resume", "--max-iters", "3", "-q"]) == 0
+    assert _log(output, "start")[-1]["step"] == 2
+    assert main([*common, "--set", "train.no_such_key=1"]) == 1
+    assert "unknown key 'no_such_key'" in capsys.readouterr().err
+    assert main([*common, "--resume", "-o", str(tmp_path / "fresh")]) == 1
+    assert "no waveglow_*.pt checkpoint to resume from" in capsys.readouterr().err
