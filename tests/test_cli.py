@@ -292,3 +292,19 @@ def test_entry_point_synthesize_subprocess(tmp_path, checkpoint):
     assert f"waveglow: error: {tmp_path / 'missing.pt'}: no such file" in result.stderr
     assert "Traceback" not in result.stderr
     assert len(read_pcm(tmp_path / "out" / f"m{OUTPUT_SUFFIX}")) == 9 * HOP
+
+
+def test_evaluate_command_writes_the_report(tmp_path, checkpoint, capsys):
+    pytest.importorskip("pesq", reason="the eval extra is not installed")
+    pytest.importorskip("pystoi", reason="the eval extra is not installed")
+    clip = tmp_path / "clip.wav"
+    t = np.arange(11025) / 22050
+    soundfile.write(clip, 0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(6 * t)), 22050)
+    out = tmp_path / "eval"
+    code = run(
+        "evaluate", "-c", checkpoint, clip, "-o", out, "--baseline", "none", "--no-dnsmos", "-q"
+    )
+    assert code == 0
+    assert (out / "metrics.csv").is_file() and (out / "summary.json").is_file()
+    assert "waveglow" in capsys.readouterr().out
+    assert run("evaluate", "-c", tmp_path / "missing.pt", clip, "-o", out, "-q") == 1
