@@ -15,14 +15,14 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 lint: setup
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench recipes
+	$(VENV)/bin/ruff format --check src tests bench recipes
 
 test: lint
 	$(PY) -m pytest -q
 
 demo: setup
-	$(PY) -m waveglow --help
+	$(VENV)/bin/waveglow evaluate --checkpoint demo examples/demo-thanks.wav -o out/demo
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

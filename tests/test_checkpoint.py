@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
+import waveglow
 from conftest import TINY, TINY_DATA
 from nvidia_layouts import assert_same_model, make_source
 from waveglow import CheckpointError, WaveGlow, load, save
@@ -103,3 +106,22 @@ def test_build_model_lists_key_mismatches(tmp_path, source):
         build_model(checkpoint, source="model.pt")
     assert "Missing: WN.0.end.bias" in str(error.value)
     assert "Unexpected: WN.0.extra" in str(error.value)
+
+
+def test_bundled_demo_model_loads_and_synthesises():
+    model = waveglow.load("demo")
+    config = model.config
+    mel = torch.full((1, config.n_mel_channels, 4), -5.0)
+    audio = model.infer(mel, sigma=0.6, generator=torch.Generator().manual_seed(0))
+    assert audio.shape == (1, 4 * model.hop_length) and torch.isfinite(audio).all()
+
+
+def test_bundled_name_prefers_an_existing_file(tmp_path, monkeypatch):
+    from waveglow.convert import resolve_bundled
+
+    monkeypatch.chdir(tmp_path)
+    assert resolve_bundled("demo").name == "demo.safetensors"
+    (tmp_path / "demo").write_bytes(b"")
+    assert resolve_bundled("demo") == Path("demo")
+    with pytest.raises(CheckpointError, match="empty"):
+        waveglow.load("demo")

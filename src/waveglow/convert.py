@@ -47,7 +47,9 @@ import warnings
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import IO, Any
 
 import torch
@@ -64,6 +66,7 @@ from .checkpoint import (
 )
 from .config import Config, ConfigError, DataConfig, WaveGlowConfig, WNConfig
 
+BUNDLED_MODELS = MappingProxyType({"demo": "models/demo.safetensors"})
 DEFAULT_HOP_LENGTH = 256  # NVIDIA hard-codes the upsampler's stride
 
 
@@ -98,8 +101,12 @@ class _Refused(pickle.UnpicklingError):
 
 # ---------------------------------------------------------------------------- entry points
 def read_checkpoint(path: str | Path) -> Checkpoint:
-    """Read any supported file into a :class:`Checkpoint` (config + fused-layout state dict)."""
-    path = Path(path)
+    """Read any supported file into a :class:`Checkpoint` (config + fused-layout state dict).
+
+    ``path`` may also name a model shipped inside the package (``"demo"``), unless a file of that
+    name exists.
+    """
+    path = resolve_bundled(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     if path.stat().st_size == 0:
@@ -115,6 +122,20 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{path}: {error}") from None
     _warn_if_glow_old(path, checkpoint)
     return checkpoint
+
+
+def resolve_bundled(path: str | Path) -> Path:
+    """The file a bundled model name (see :data:`BUNDLED_MODELS`) stands for, else ``path``."""
+    name = str(path)
+    if name not in BUNDLED_MODELS or Path(name).exists():
+        return Path(path)
+    resource = Path(str(resources.files("waveglow") / BUNDLED_MODELS[name]))
+    if not resource.is_file():
+        raise CheckpointError(
+            f"the bundled model {name!r} is missing from this installation ({resource}); "
+            "reinstall waveglow"
+        )
+    return resource
 
 
 class GlowOldWarning(UserWarning):

@@ -1,0 +1,57 @@
+"""Turn a training run into the bundled model: weight norm folded, fp16, safetensors.
+
+    python recipes/ship_model.py runs/demo/best.pt src/waveglow/models/demo.safetensors
+
+Also prints the run's learning curve (train loss and validation NLL by step) from its log.jsonl,
+for the model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+import waveglow
+
+
+def ship(checkpoint: Path, destination: Path) -> None:
+    model = waveglow.load(checkpoint)  # eval mode, weight norm folded
+    waveglow.save(model.to(torch.float16), destination)
+    size = destination.stat().st_size / 2**20
+    print(
+        f"wrote {destination} ({size:.1f} MiB, {sum(p.numel() for p in model.parameters())} parameters)"
+    )
+
+
+def curve(log: Path) -> None:
+    print("| step | train NLL (mean of the logged steps since the last row) | validation NLL |")
+    print("|---|---|---|")
+    losses: list[float] = []
+    for line in log.read_text().splitlines():
+        event = json.loads(line)
+        if event["event"] == "step":
+            losses.append(event["loss"])
+        elif event["event"] == "validation":
+            train = sum(losses) / len(losses) if losses else float("nan")
+            print(f"| {event['step']} | {train:.3f} | {event['validation_loss']:.3f} |")
+            losses = []
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("destination", type=Path)
+    args = parser.parse_args()
+    ship(args.checkpoint, args.destination)
+    log = args.checkpoint.parent / "log.jsonl"
+    if log.is_file():
+        curve(log)
+
+
+if __name__ == "__main__":
+    main()
