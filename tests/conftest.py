@@ -7,6 +7,42 @@ import torch
 
 from waveglow import DataConfig, WaveGlow, WaveGlowConfig, WNConfig
 
+# NVIDIA/waveglow's published config.json, key for key.
+NVIDIA_CONFIG = {
+    "train_config": {
+        "fp16_run": True,
+        "output_directory": "checkpoints",
+        "epochs": 100000,
+        "learning_rate": 1e-4,
+        "sigma": 1.0,
+        "iters_per_checkpoint": 2000,
+        "batch_size": 12,
+        "seed": 1234,
+        "checkpoint_path": "",
+        "with_tensorboard": False,
+    },
+    "data_config": {
+        "training_files": "train_files.txt",
+        "segment_length": 16000,
+        "sampling_rate": 22050,
+        "filter_length": 1024,
+        "hop_length": 256,
+        "win_length": 1024,
+        "mel_fmin": 0.0,
+        "mel_fmax": 8000.0,
+    },
+    "dist_config": {"dist_backend": "nccl", "dist_url": "tcp://localhost:54321"},
+    "waveglow_config": {
+        "n_mel_channels": 80,
+        "n_flows": 12,
+        "n_group": 8,
+        "n_early_every": 4,
+        "n_early_size": 2,
+        "WN_config": {"n_layers": 8, "n_channels": 256, "kernel_size": 3},
+    },
+}
+
+
 TINY = WaveGlowConfig(
     n_mel_channels=8,
     n_flows=4,

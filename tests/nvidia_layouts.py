@@ -179,3 +179,36 @@ def assert_same_model(source: WaveGlow, loaded: WaveGlow, frames: int = 3) -> No
         torch.testing.assert_close(
             loaded.infer(mel, z=noise), source.infer(mel, z=noise), rtol=1e-4, atol=1e-5
         )
+
+
+def glow_old_infer(model: WaveGlow, mel: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """NVIDIA's ``glow_old.py`` inverse read step by step, independently of
+    :meth:`WaveGlow.inverse`: only ``model``'s mel grouping, WNs and 1x1 weights are used.
+
+    For k from the last flow down: on even k the WN sees the first half and the second is
+    un-transformed; on odd k the WN sees the second half and the first is un-transformed, staying
+    first. Then the 1x1 inverse, then the early-output channels of z emitted before flow k (the
+    latest ones) are put in front.
+    """
+    config = model.config
+    batch, _, steps = z.shape
+    mel_groups = model.condition(mel, steps * config.n_group)
+    emitted = [k for k in range(1, config.n_flows) if k % config.n_early_every == 0]
+    size = config.n_early_size
+    early = z[:, : len(emitted) * size]
+    x = z[:, len(emitted) * size :]
+    with torch.no_grad():
+        for k in reversed(range(config.n_flows)):
+            half = x.size(1) // 2
+            first, second = x[:, :half], x[:, half:]
+            conditioning, other = (first, second) if k % 2 == 0 else (second, first)
+            out = model.WN[k](conditioning, mel_groups)
+            shift, log_s = out[:, :half], out[:, half:]
+            other = (other - shift) / torch.exp(log_s)
+            x = torch.cat([conditioning, other] if k % 2 == 0 else [other, conditioning], 1)
+            weight = model.convinv[k].conv.weight[:, :, 0].double()
+            x = torch.einsum("ij,bjt->bit", torch.linalg.inv(weight).to(x.dtype), x)
+            if size and k in emitted:
+                x = torch.cat([early[:, -size:], x], 1)
+                early = early[:, :-size]
+    return x.transpose(1, 2).reshape(batch, steps * config.n_group)

@@ -8,7 +8,6 @@ import os
 import pickle
 import sys
 import tarfile
-import warnings
 from collections import OrderedDict
 from pathlib import Path
 
@@ -18,8 +17,10 @@ import torch.nn.backends.thnn as thnn
 
 from conftest import TINY, TINY_DATA
 from nvidia_layouts import (
+    SMALL,
     assert_same_model,
     glow_module,
+    glow_old_infer,
     make_source,
     official_model,
     old_state_dict,
@@ -27,7 +28,7 @@ from nvidia_layouts import (
 )
 from waveglow import CheckpointError, load
 from waveglow.checkpoint import build_model
-from waveglow.convert import GlowOldWarning, convert, read_checkpoint
+from waveglow.convert import convert, read_checkpoint
 
 PICKLE_VARIANTS = {  # module name, per-layer cond_layers, split res/skip, layout suffix
     "fused": ("glow", False, False, ""),
@@ -46,7 +47,8 @@ def write_official_pickle(
 ) -> torch.nn.Module:
     """Save like NVIDIA's train.py with a throwaway ``glow`` module, then unregister it."""
     name, cond_layers, res_skip_split, _ = PICKLE_VARIANTS[variant]
-    source = make_source(TINY, TINY_DATA)  # hop 16: only the pickled stride can tell
+    config = dataclasses.replace(TINY, swap_odd_couplings=name == "glow_old")  # glow_old's maths
+    source = make_source(config, TINY_DATA)  # hop 16: only the pickled stride can tell
     module = glow_module(name, cond_layers, res_skip_split)
     with monkeypatch.context() as patch:
         patch.setitem(sys.modules, name, module)
@@ -70,29 +72,43 @@ def read_and_check(
 ) -> None:
     """Read, build (both weight-norm forms), convert and reload: always ``source``'s outputs.
 
-    Only glow_old files (and the split res/skip layout only it wrote) warn that NVIDIA ran them
-    with swapped coupling halves.
+    glow_old files (and the split res/skip layout only it wrote) load with NVIDIA's swapped
+    coupling halves on odd flows (``source`` must then have them too), checked against a
+    step-by-step reading of glow_old.py's inverse, and keep them when converted.
     """
-    if glow_old or "res-skip-split" in layout:
-        with pytest.warns(GlowOldWarning, match=rf"{path.name}: .*swaps the coupling halves"):
-            _read_and_check(path, source, layout, tmp_path)
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", GlowOldWarning)
-        _read_and_check(path, source, layout, tmp_path)
-
-
-def _read_and_check(path: Path, source: torch.nn.Module, layout: str, tmp_path: Path) -> None:
+    glow_old = glow_old or "res-skip-split" in layout
+    assert source.config.swap_odd_couplings == glow_old
     checkpoint = read_checkpoint(path)
     assert checkpoint.layout == layout
     assert checkpoint.config.waveglow_config == source.config
     assert checkpoint.config.data_config.hop_length == source.hop_length
-    assert_same_model(source, build_model(checkpoint, source=str(path)))
+    loaded = build_model(checkpoint, source=str(path))
+    assert_same_model(source, loaded)
     assert_same_model(source, build_model(checkpoint, weight_norm=True, source=str(path)))
+    if glow_old:
+        assert_glow_old_inverse(loaded)
     converted = tmp_path / "converted.pt"
     convert(path, converted)
-    assert read_checkpoint(converted).layout == "waveglow"
+    reread = read_checkpoint(converted)
+    assert reread.layout == "waveglow"
+    assert reread.config.waveglow_config.swap_odd_couplings == glow_old
     assert_same_model(source, load(converted))
+    if glow_old:
+        assert_glow_old_inverse(load(converted))
+        safetensors = convert(path, tmp_path / "converted.safetensors").config
+        assert read_checkpoint(tmp_path / "converted.safetensors").config == safetensors
+        assert safetensors.waveglow_config.swap_odd_couplings
+
+
+def assert_glow_old_inverse(model: torch.nn.Module, frames: int = 3) -> None:
+    """``model`` synthesises what NVIDIA's glow_old.py computes from the same weights."""
+    generator = torch.Generator().manual_seed(2)
+    mel = torch.randn(2, model.config.n_mel_channels, frames, generator=generator)
+    steps = frames * model.hop_length // model.n_group
+    z = torch.randn(2, model.n_group, steps, generator=generator) * 0.6
+    torch.testing.assert_close(
+        model.infer(mel, z=z), glow_old_infer(model, mel, z), rtol=1e-4, atol=1e-5
+    )
 
 
 # ---------------------------------------------------------------------------- official pickles
@@ -104,9 +120,7 @@ def test_official_pickle_loads_the_same_model(monkeypatch, tmp_path, variant, le
     layout = ("nvidia-pickle-legacy" if legacy else "nvidia-pickle") + PICKLE_VARIANTS[variant][3]
     glow_old = variant.startswith("glow-old")
     read_and_check(path, source, layout, tmp_path, glow_old=glow_old)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", GlowOldWarning)
-        extra = read_checkpoint(path).extra
+    extra = read_checkpoint(path).extra
     origin = "glow_old" if glow_old else "glow"
     assert extra == {"iteration": 580000, "learning_rate": 1e-4, "nvidia_module": origin}
 
@@ -207,7 +221,7 @@ def test_per_layer_cond_layers(tmp_path):
 
 
 def test_split_res_and_skip_layers(tmp_path):
-    source = make_source()
+    source = make_source(dataclasses.replace(SMALL, swap_odd_couplings=True))  # glow_old's maths
     state = old_state_dict(source, cond_layers=True, res_skip_split=True)
     assert "WN.0.res_layers.1.weight_v" in state and "WN.0.res_layers.2.weight_v" not in state
     path = save_torch(state, tmp_path / "old.pt")

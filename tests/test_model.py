@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from conftest import TINY, TINY_DATA, make_tiny
-from waveglow import WaveGlow, WaveGlowConfig, WNConfig, nll_loss
+from nvidia_layouts import glow_old_infer
+from waveglow import Config, WaveGlow, WaveGlowConfig, WNConfig, nll_loss
 
 
 def _batch(batch: int = 2, frames: int = 6, dtype: torch.dtype = torch.float64, seed: int = 1):
@@ -234,3 +237,81 @@ def test_odd_channel_configs_are_rejected():
         WaveGlowConfig(n_group=6, n_early_every=1, n_early_size=1, n_flows=3)
     config = WaveGlowConfig(n_flows=3, n_group=4, n_early_every=5, WN_config=WNConfig(1, 4))
     assert [config.channels_at(k) for k in range(3)] == [4, 4, 4]
+
+
+# ---------------------------------------------------------------------------- glow_old couplings
+SWAPPED = dataclasses.replace(TINY, swap_odd_couplings=True)
+
+
+def make_swapped(seed: int = 0, dtype: torch.dtype = torch.float64) -> WaveGlow:
+    """A tiny WaveGlow with NVIDIA glow_old.py's couplings, every ``end`` layer randomised."""
+    torch.manual_seed(seed)
+    model = WaveGlow(SWAPPED, TINY_DATA).to(dtype)
+    with torch.no_grad():
+        for wn in model.WN:
+            wn.end.weight.normal_(0, 0.1)
+            wn.end.bias.normal_(0, 0.1)
+    return model
+
+
+def test_swapped_float64_round_trip_is_exact():
+    model = make_swapped()
+    mel, audio = _batch()
+    z, _ = model(mel, audio)
+    assert torch.allclose(model.infer(mel, z=z), audio, rtol=0, atol=1e-9)
+    assert torch.allclose(model.infer(mel, z=z, precision=None), audio, rtol=0, atol=1e-9)
+
+
+def test_swapped_log_det_equals_autograd_jacobian():
+    model = make_swapped()
+    mel, audio = _batch(batch=1, frames=3)
+    length = audio.size(1)
+
+    def flow(x: torch.Tensor) -> torch.Tensor:
+        return model(mel, x.view(1, length))[0].reshape(-1)
+
+    jacobian = torch.autograd.functional.jacobian(flow, audio.reshape(-1))
+    expected = torch.linalg.slogdet(jacobian)[1]
+    _, log_det = model(mel, audio)
+    torch.testing.assert_close(log_det[0], expected, rtol=1e-10, atol=1e-10)
+    assert abs(expected.item()) > 1e-3
+
+
+def test_swapped_infer_matches_a_step_by_step_reading_of_glow_old():
+    model = make_swapped()
+    mel, _ = _batch(frames=5)
+    steps = 5 * TINY_DATA.hop_length // TINY.n_group
+    z = torch.randn(2, TINY.n_group, steps, dtype=torch.float64) * 0.6
+    expected = glow_old_infer(model, mel, z)
+    torch.testing.assert_close(model.infer(mel, z=z), expected, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(model.infer(mel, z=z, precision=None), expected)
+    # the swap matters: the same weights without it give other audio
+    unswapped = WaveGlow(TINY, TINY_DATA).to(torch.float64)
+    unswapped.load_state_dict(model.state_dict())
+    assert (unswapped.infer(mel, z=z) - expected).abs().max() > 1e-3
+
+
+def test_glow_old_reading_equals_infer_when_there_is_no_odd_flow():
+    """The reading itself: a one-flow model has no odd flow, so swapped or not, all agree."""
+    config = dataclasses.replace(TINY, n_flows=1)
+    for swap in (False, True):
+        torch.manual_seed(0)
+        model = WaveGlow(dataclasses.replace(config, swap_odd_couplings=swap), TINY_DATA).double()
+        with torch.no_grad():
+            model.WN[0].end.weight.normal_(0, 0.1)
+        mel, _ = _batch(frames=2)
+        z = torch.randn(2, TINY.n_group, 2 * TINY_DATA.hop_length // TINY.n_group).double()
+        torch.testing.assert_close(model.infer(mel, z=z), glow_old_infer(model, mel, z))
+
+
+def test_swap_odd_couplings_round_trips_through_the_config_dict():
+    config = Config(waveglow_config=SWAPPED, data_config=TINY_DATA)
+    data = config.to_dict()
+    assert data["waveglow_config"]["swap_odd_couplings"] is True
+    assert Config.from_dict(data) == config
+    # NVIDIA's config.json never has it, and ours only writes it when set
+    unswapped = Config(waveglow_config=TINY, data_config=TINY_DATA)
+    assert "swap_odd_couplings" not in unswapped.to_dict()["waveglow_config"]
+    assert Config.from_dict(unswapped.to_dict()) == unswapped
+    with pytest.raises(ValueError, match="swap_odd_couplings"):
+        dataclasses.replace(TINY, swap_odd_couplings="yes")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -15,7 +16,7 @@ import pytest
 import torch
 
 import waveglow
-from conftest import TINY, TINY_DATA, make_tiny
+from conftest import NVIDIA_CONFIG, TINY, TINY_DATA, make_tiny
 from corpus import make_folder_corpus, tiny_config
 from waveglow import train as train_module
 from waveglow.config import Config, ConfigError, load_config
@@ -74,39 +75,7 @@ def test_overrides_parse_values_and_reject_unknown_keys():
 
 
 def test_nvidia_config_json_loads_as_is(tmp_path):
-    nvidia = {
-        "train_config": {
-            "fp16_run": True,
-            "output_directory": "checkpoints",
-            "epochs": 100000,
-            "learning_rate": 1e-4,
-            "sigma": 1.0,
-            "iters_per_checkpoint": 2000,
-            "batch_size": 12,
-            "seed": 1234,
-            "checkpoint_path": "",
-            "with_tensorboard": False,
-        },
-        "data_config": {
-            "training_files": "train_files.txt",
-            "segment_length": 16000,
-            "sampling_rate": 22050,
-            "filter_length": 1024,
-            "hop_length": 256,
-            "win_length": 1024,
-            "mel_fmin": 0.0,
-            "mel_fmax": 8000.0,
-        },
-        "dist_config": {"dist_backend": "nccl", "dist_url": "tcp://localhost:54321"},
-        "waveglow_config": {
-            "n_mel_channels": 80,
-            "n_flows": 12,
-            "n_group": 8,
-            "n_early_every": 4,
-            "n_early_size": 2,
-            "WN_config": {"n_layers": 8, "n_channels": 256, "kernel_size": 3},
-        },
-    }
+    nvidia = copy.deepcopy(NVIDIA_CONFIG)
     path = tmp_path / "config.json"
     path.write_text(json.dumps(nvidia))
     config = load_config(path)

@@ -48,6 +48,11 @@ class WaveGlowConfig:
     n_early_every: int = 4
     n_early_size: int = 2
     WN_config: WNConfig = field(default_factory=WNConfig)
+    # ---- ours (NVIDIA's config.json never has it: the default is glow.py's behaviour)
+    # NVIDIA's oldest code, glow_old.py, swapped the coupling halves on odd flows: flow k with
+    # k % 2 == 1 conditions its WN on the second half of the channels and transforms the first.
+    # Set for checkpoints of that code (the converter does it); no weights can express it.
+    swap_odd_couplings: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.WN_config, Mapping):
@@ -59,6 +64,10 @@ class WaveGlowConfig:
         _require(self.n_group >= 2 and self.n_group % 2 == 0, "n_group must be even and >= 2")
         _require(self.n_early_every >= 1, "n_early_every must be >= 1")
         _require(self.n_early_size >= 0, "n_early_size must be >= 0")
+        _require(
+            isinstance(self.swap_odd_couplings, bool),
+            f"swap_odd_couplings must be true or false, got {self.swap_odd_couplings!r}",
+        )
         channels = self.n_group
         for k in range(self.n_flows):
             if self.emits_early(k):
@@ -72,6 +81,10 @@ class WaveGlowConfig:
     def emits_early(self, flow: int) -> bool:
         """True when the forward pass emits ``n_early_size`` channels just before flow ``flow``."""
         return flow > 0 and flow % self.n_early_every == 0 and self.n_early_size > 0
+
+    def swaps_halves(self, flow: int) -> bool:
+        """True when flow ``flow`` conditions on the second half and transforms the first."""
+        return self.swap_odd_couplings and flow % 2 == 1
 
     def channels_at(self, flow: int) -> int:
         """Number of audio channels that flow ``flow`` transforms."""
@@ -202,7 +215,12 @@ class Config:
         return _from_mapping(cls, data, "config")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The config as NVIDIA's sections; ``swap_odd_couplings`` only when set, so that the
+        ``waveglow_config`` of any other model stays exactly NVIDIA's (its code takes no more)."""
+        data = dataclasses.asdict(self)
+        if not self.waveglow_config.swap_odd_couplings:
+            del data["waveglow_config"]["swap_odd_couplings"]
+        return data
 
     def replace(self, **sections: Any) -> Config:
         return dataclasses.replace(self, **sections)

@@ -18,8 +18,9 @@ fused into today's names; the layout then carries a suffix:
 * per-layer conditioning ``WN.k.cond_layers.i`` (before August 2019) ``+cond-layers``;
 * split ``WN.k.res_layers.i`` / ``WN.k.skip_layers.i`` (``glow_old``, before November 2018)
   ``+res-skip-split``. NVIDIA's ``glow_old.py`` also swapped the coupling halves on odd flows, which
-  no choice of weights can express in today's model: such files, and pickles of ``glow_old``
-  classes, load with a :class:`GlowOldWarning`.
+  no choice of weights can express: such files, and pickles of ``glow_old`` classes, get
+  ``swap_odd_couplings=True`` in their inferred config, so they synthesise as NVIDIA's code did
+  (and keep the flag when converted to our format).
 
 Weight norm may be present as ``weight_g``/``weight_v`` or folded into ``weight``.
 
@@ -39,11 +40,11 @@ pickled upsampler's stride or the file's config, else NVIDIA's fixed 256.
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import io
 import pickle
 import re
 import tarfile
-import warnings
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -120,7 +121,6 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         checkpoint = _read_nvidia(payload, legacy)
     except _LayoutError as error:
         raise CheckpointError(f"{path}: {error}") from None
-    _warn_if_glow_old(path, checkpoint)
     return checkpoint
 
 
@@ -136,26 +136,6 @@ def resolve_bundled(path: str | Path) -> Path:
             "reinstall waveglow"
         )
     return resource
-
-
-class GlowOldWarning(UserWarning):
-    """A checkpoint from NVIDIA's oldest code, whose inference this model does not reproduce."""
-
-
-def _warn_if_glow_old(path: Path, checkpoint: Checkpoint) -> None:
-    """NVIDIA's ``glow_old.py`` (split res/skip layers) swaps the coupling halves on odd flows.
-
-    No choice of weights makes the fused model do that (the early outputs would take other
-    channels), so such a file loads with the right weights but not the right maths: say so.
-    """
-    if checkpoint.extra.get("nvidia_module") == "glow_old" or "res-skip-split" in checkpoint.layout:
-        warnings.warn(
-            f"{path}: NVIDIA's glow_old.py, the code of this {checkpoint.layout} checkpoint, swaps "
-            "the coupling halves on odd flows and this WaveGlow does not: its audio will be wrong "
-            "unless the file was trained without that swap",
-            GlowOldWarning,
-            stacklevel=3,
-        )
 
 
 def convert(source: str | Path, destination: str | Path) -> Checkpoint:
@@ -429,6 +409,10 @@ def _read_nvidia(payload: Any, legacy: bool) -> Checkpoint:
     state, fusions = _fuse_old_layouts(state)
     config = _infer_config(state, hints)
     _check_keys(state, config)
+    if extra.get("nvidia_module") == "glow_old" or "res-skip-split" in fusions:
+        # glow_old.py (the only code that wrote split res/skip layers) swaps odd flows' halves
+        flow = dataclasses.replace(config.waveglow_config, swap_odd_couplings=True)
+        config = config.replace(waveglow_config=flow)
     return Checkpoint(config, state, layout="+".join([layout, *fusions]), extra=extra)
 
 

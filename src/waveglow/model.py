@@ -25,7 +25,8 @@ from .modules import WN, Invertible1x1Conv, remove_weight_norm
 
 
 class WaveGlow(nn.Module):
-    """NVIDIA's WaveGlow (``glow.py``, fused layout), same maths and state-dict names."""
+    """NVIDIA's WaveGlow (``glow.py``, fused layout), same maths and state-dict names; with
+    ``config.swap_odd_couplings``, the maths of NVIDIA's older ``glow_old.py``."""
 
     def __init__(
         self,
@@ -103,11 +104,11 @@ class WaveGlow(nn.Module):
                 early.append(audio[:, : self.config.n_early_size])  # (B, n_early, T_G)
                 audio = audio[:, self.config.n_early_size :]  # (B, C_k, T_G)
             audio, log_det_w = self.convinv[k](audio)
-            audio_a, audio_b = audio.chunk(2, dim=1)  # (B, C_k/2, T_G) each
+            audio_a, audio_b = self._halves(k, audio)  # (B, C_k/2, T_G) each
             # under autocast the WN runs in low precision; the coupling and log_det stay in fp32
             shift, log_scale = self.WN[k](audio_a, mel_groups).to(audio.dtype).chunk(2, dim=1)
             audio_b = torch.exp(log_scale) * audio_b + shift
-            audio = torch.cat([audio_a, audio_b], dim=1)  # (B, C_k, T_G)
+            audio = self._join(k, audio_a, audio_b)  # (B, C_k, T_G)
             log_det = log_det + log_det_w + log_scale.flatten(1).sum(1).to(log_det.dtype)
         return torch.cat([*early, audio], dim=1), log_det  # (B, G, T_G)
 
@@ -125,10 +126,10 @@ class WaveGlow(nn.Module):
         early_end = config.n_group - config.channels_at(config.n_flows - 1)
         audio = z[:, early_end:]  # (B, C_last, T_G)
         for k in reversed(range(config.n_flows)):
-            audio_a, audio_b = audio.chunk(2, dim=1)  # (B, C_k/2, T_G) each
+            audio_a, audio_b = self._halves(k, audio)  # (B, C_k/2, T_G) each
             shift, log_scale = self.WN[k](audio_a, mel_groups).chunk(2, dim=1)
             audio_b = (audio_b - shift) * torch.exp(-log_scale)
-            audio = self.convinv[k].inverse(torch.cat([audio_a, audio_b], dim=1))  # (B, C_k, T_G)
+            audio = self.convinv[k].inverse(self._join(k, audio_a, audio_b))  # (B, C_k, T_G)
             if config.emits_early(k):
                 start = early_end - config.n_early_size
                 audio = torch.cat([z[:, start:early_end], audio], dim=1)  # (B, C_k + n_early, T_G)
@@ -186,6 +187,23 @@ class WaveGlow(nn.Module):
         return infer_chunks(self, mel, chunk_frames, sigma, z, generator, precision)
 
     # ------------------------------------------------------------------ helpers
+    def _halves(self, flow: int, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flow ``flow``'s (conditioning, transformed) halves of ``audio`` (B, C_k, T_G).
+
+        The WN sees the first half and the second is transformed, except on the odd flows of a
+        ``swap_odd_couplings`` config (NVIDIA's glow_old.py), where the roles are swapped.
+        """
+        first, second = audio.chunk(2, dim=1)  # (B, C_k/2, T_G) each
+        return (second, first) if self.config.swaps_halves(flow) else (first, second)
+
+    def _join(
+        self, flow: int, conditioning: torch.Tensor, transformed: torch.Tensor
+    ) -> torch.Tensor:
+        """The inverse of :meth:`_halves`: the halves back in their channel order (B, C_k, T_G)."""
+        if self.config.swaps_halves(flow):
+            return torch.cat([transformed, conditioning], dim=1)
+        return torch.cat([conditioning, transformed], dim=1)
+
     @staticmethod
     def _wn_condition(
         mel_groups: torch.Tensor, precision: str | None
