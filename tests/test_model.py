@@ -40,8 +40,9 @@ def test_round_trip_with_weight_norm_folded():
     assert torch.allclose(model.infer(mel, z=z_after), audio, atol=1e-9)
 
 
-def test_log_det_equals_autograd_jacobian():
-    model = make_tiny(dtype=torch.float64)
+@pytest.mark.parametrize("swapped", [False, True], ids=["glow", "glow_old-swapped"])
+def test_log_det_equals_autograd_jacobian(swapped):
+    model = make_swapped() if swapped else make_tiny(dtype=torch.float64)
     mel, audio = _batch(batch=1, frames=3)
     length = audio.size(1)
 
@@ -260,21 +261,6 @@ def test_swapped_float64_round_trip_is_exact():
     z, _ = model(mel, audio)
     assert torch.allclose(model.infer(mel, z=z), audio, rtol=0, atol=1e-9)
     assert torch.allclose(model.infer(mel, z=z, precision=None), audio, rtol=0, atol=1e-9)
-
-
-def test_swapped_log_det_equals_autograd_jacobian():
-    model = make_swapped()
-    mel, audio = _batch(batch=1, frames=3)
-    length = audio.size(1)
-
-    def flow(x: torch.Tensor) -> torch.Tensor:
-        return model(mel, x.view(1, length))[0].reshape(-1)
-
-    jacobian = torch.autograd.functional.jacobian(flow, audio.reshape(-1))
-    expected = torch.linalg.slogdet(jacobian)[1]
-    _, log_det = model(mel, audio)
-    torch.testing.assert_close(log_det[0], expected, rtol=1e-10, atol=1e-10)
-    assert abs(expected.item()) > 1e-3
 
 
 def test_swapped_infer_matches_a_step_by_step_reading_of_glow_old():
