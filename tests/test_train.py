@@ -382,6 +382,7 @@ def test_kill_9_then_resume_loses_at_most_one_interval(corpus, tmp_path):
     assert reached - saved_step < 4 + 1  # at most one interval (plus the step in flight)
     assert waveglow.load(last).has_weight_norm is False  # the newest file is whole
     (output / f".{last.name}.abc123.tmp").write_bytes(b"half a checkpoint")
+    (output / ".best.pt.def456.tmp").write_bytes(b"half a best checkpoint")
     process = _start(config, tmp_path, "--resume", "--max-iters", str(saved_step + 2))
     output_text, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output_text

@@ -326,8 +326,9 @@ def _prepare_output(config: Config, distributed: Distributed) -> Path:
     output = Path(config.train_config.output_directory)
     if distributed.is_main:
         _write_json(output / "config.json", config.to_dict())
-        for leftover in output.glob(f".{CHECKPOINT_PREFIX}*.tmp"):
-            leftover.unlink(missing_ok=True)
+        for pattern in (f".{CHECKPOINT_PREFIX}*.tmp", f".{BEST_CHECKPOINT}.*.tmp"):
+            for leftover in output.glob(pattern):
+                leftover.unlink(missing_ok=True)
     return output
 
 
