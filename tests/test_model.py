@@ -66,6 +66,30 @@ def test_batch_items_are_independent():
         torch.testing.assert_close(log_det_i, log_det[i : i + 1])
 
 
+@pytest.mark.parametrize(
+    "precision, grad",
+    [(None, False), ("fp32", False), ("fp32", True)],
+    ids=["conv", "gemm", "gemm-autograd"],
+)
+def test_padded_items_with_valid_steps_equal_their_own_inverse(precision, grad):
+    model = make_tiny(dtype=torch.float64)
+    mel, _ = _batch(batch=2, frames=9)
+    lengths, hop = [4, 9], TINY_DATA.hop_length
+    z = torch.randn(2, TINY.n_group, 9 * hop // TINY.n_group, dtype=torch.float64)  # (B, G, T_G)
+    with torch.set_grad_enabled(grad):
+        groups = model.condition(mel, 9 * hop)  # (B, M*G, T_G)
+        valid = model.valid_steps(lengths, 9)
+        batched = model.inverse(groups, z, precision, valid)  # (B, G, T_G)
+        for item, frames in enumerate(lengths):
+            steps = frames * hop // TINY.n_group
+            own_groups = model.condition(mel[item : item + 1, :, :frames], frames * hop)
+            alone = model.inverse(own_groups, z[item : item + 1, :, :steps], precision)
+            torch.testing.assert_close(
+                batched[item : item + 1, :, :steps], alone, rtol=1e-12, atol=1e-12
+            )
+    assert valid.sum(1).tolist() == [4 * hop // TINY.n_group, 9 * hop // TINY.n_group]
+
+
 def test_infer_length_is_frames_times_hop_and_z_layout_matches_forward():
     model = make_tiny(dtype=torch.float64)
     mel, audio = _batch(frames=7)
@@ -219,6 +243,10 @@ def test_bad_inputs_raise_clear_errors():
         model.infer(torch.randn(1, TINY.n_mel_channels, 4), z=torch.randn(1, 4, 3))
     with pytest.raises(ValueError, match="multiple of n_group"):
         model(torch.randn(1, TINY.n_mel_channels, 4), torch.randn(1, 63))
+    with pytest.raises(ValueError, match="lengths"):
+        model.infer(torch.randn(2, TINY.n_mel_channels, 4), lengths=[4, 5])
+    with pytest.raises(ValueError, match="2 lengths for a batch of 1"):
+        model.infer(torch.randn(1, TINY.n_mel_channels, 4), lengths=[4, 4])
     with pytest.raises(ValueError, match="cover"):
         model(torch.randn(1, TINY.n_mel_channels, 1), torch.randn(1, 512))
 

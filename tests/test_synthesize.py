@@ -13,10 +13,10 @@ from conftest import TINY_DATA, make_tiny
 from waveglow import Denoiser, MelSpectrogram, load_audio
 from waveglow.synthesize import (
     OUTPUT_SUFFIX,
+    SILENCE,
     compute_mels,
     infer_batch,
     item_noise,
-    receptive_field,
     synthesize_files,
 )
 
@@ -62,18 +62,33 @@ def test_files_are_the_models_inference_with_per_file_noise(tmp_path):
     assert "2 of 2 file(s)" in report.summary() and "kHz" in report.summary()
 
 
-def test_batch_padding_only_touches_the_tail_of_shorter_items():
+@pytest.mark.parametrize("precision", ["fp32", None])
+def test_batched_items_equal_their_own_synthesis(precision):
     model = make_tiny()
     mels = [random_mel(30, 2), random_mel(17, 3), random_mel(24, 4)]
     noises = [item_noise(model, mel.size(1), 0.6, 7, index) for index, mel in enumerate(mels)]
-    batched = infer_batch(model, mels, noises)
-    field = receptive_field(model)
-    assert 0 < field < 17 * HOP
+    batched = infer_batch(model, mels, noises, precision)
     for mel, noise, audio in zip(mels, noises, batched, strict=True):
-        alone = infer_batch(model, [mel], [noise])[0]
+        alone = infer_batch(model, [mel], [noise], precision)[0]
         assert audio.shape == alone.shape == (mel.size(1) * HOP,)
-        keep = audio.numel() if mel.size(1) == 30 else audio.numel() - field
-        torch.testing.assert_close(audio[:keep], alone[:keep], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(audio, alone, atol=1e-5, rtol=1e-5)
+
+
+def test_without_lengths_padding_leaks_into_the_tail():
+    """The masking is what makes batching exact: unmasked, a padded item's tail changes."""
+    model = make_tiny()
+    short, long = random_mel(17, 3), random_mel(30, 2)
+    noise = item_noise(model, 17, 0.6, 7)
+    alone = model.infer(short.unsqueeze(0), z=noise.unsqueeze(0))[0]
+    padded = torch.full((2, short.size(0), 30), SILENCE)  # (B, M, F)
+    padded[0, :, :17], padded[1] = short, long
+    z = torch.zeros(2, *item_noise(model, 30, 0.6, 8).shape)  # (B, G, T_G)
+    z[0, :, : noise.size(1)] = noise
+    masked = model.infer(padded, z=z, lengths=[17, 30])[0, : 17 * HOP]
+    unmasked = model.infer(padded, z=z)[0, : 17 * HOP]
+    torch.testing.assert_close(masked, alone, atol=1e-5, rtol=1e-5)
+    assert (unmasked - alone).abs().max() > 1e-3
+    torch.testing.assert_close(unmasked[: 8 * HOP], alone[: 8 * HOP], atol=1e-5, rtol=1e-5)
 
 
 def test_noise_depends_on_seed_and_index_only():

@@ -173,20 +173,27 @@ def _rearrange(wn: WN, dtype: torch.dtype) -> GemmWeights:
 
 
 # ---------------------------------------------------------------------------- evaluation
-def wn_forward(wn: WN, audio: torch.Tensor, condition: GemmCondition) -> torch.Tensor:
+def wn_forward(
+    wn: WN, audio: torch.Tensor, condition: GemmCondition, valid: torch.Tensor | None = None
+) -> torch.Tensor:
     """The WN's output (B, 2*n_in, T_G) for audio (B, n_in, T_G), evaluated as matrix products.
 
     With autograd on, every intermediate is a new tensor (differentiable); with it off, the
-    products write into the condition's reusable buffers (no per-layer allocations).
+    products write into the condition's reusable buffers (no per-layer allocations). ``valid``
+    (B, T_G) bool: the steps each item owns in a padded batch (see :meth:`WN.forward`).
     """
     weights = gemm_weights(wn, condition.dtype)
     if torch.is_grad_enabled():
-        return _forward_autograd(wn, weights, audio, condition)
-    return _forward_inference(wn, weights, audio, condition)
+        return _forward_autograd(wn, weights, audio, condition, valid)
+    return _forward_inference(wn, weights, audio, condition, valid)
 
 
 def _forward_autograd(
-    wn: WN, weights: GemmWeights, audio: torch.Tensor, condition: GemmCondition
+    wn: WN,
+    weights: GemmWeights,
+    audio: torch.Tensor,
+    condition: GemmCondition,
+    valid: torch.Tensor | None,
 ) -> torch.Tensor:
     taps = wn.in_layers[0].weight.size(2)
     x = torch.matmul(audio.transpose(1, 2).to(weights.start_weight.dtype), weights.start_weight)
@@ -194,7 +201,8 @@ def _forward_autograd(
     mel = condition.time_major()  # (B, T_G, M*G)
     output = weights.end_bias
     for i in range(wn.n_layers):
-        inputs = _layer_input(x, mel, _as_int(wn.in_layers[i].dilation), taps)
+        layer_x = x if valid is None else x.where(valid.unsqueeze(2), 0.0)
+        inputs = _layer_input(layer_x, mel, _as_int(wn.in_layers[i].dilation), taps)
         hidden = torch.matmul(inputs, weights.layer_weights[i]) + weights.layer_biases[i]
         acts = _gate(hidden)  # (B, T_G, C)
         if i < wn.n_layers - 1:
@@ -204,7 +212,11 @@ def _forward_autograd(
 
 
 def _forward_inference(
-    wn: WN, weights: GemmWeights, audio: torch.Tensor, condition: GemmCondition
+    wn: WN,
+    weights: GemmWeights,
+    audio: torch.Tensor,
+    condition: GemmCondition,
+    valid: torch.Tensor | None,
 ) -> torch.Tensor:
     batch, n_in, length = audio.shape
     channels, taps, dtype = wn.n_channels, wn.in_layers[0].weight.size(2), condition.dtype
@@ -219,6 +231,8 @@ def _forward_inference(
     output = weights.end_bias.expand(rows, -1).clone()  # (B*T_G, 2*n_in)
     for i in range(wn.n_layers):
         dilation = _as_int(wn.in_layers[i].dilation)
+        if valid is not None:  # padding past an item's end: what a lone item's conv reads
+            x.view(batch, length, channels).masked_fill_(~valid.unsqueeze(2), 0.0)
         _fill_layer_input(inputs, x.view(batch, length, channels), dilation, taps)
         flat_inputs = inputs.view(rows, -1)  # (B*T_G, k*C + M*G)
         torch.addmm(weights.layer_biases[i], flat_inputs, weights.layer_weights[i], out=hidden)

@@ -14,7 +14,7 @@ implementation of the inverse flow, used by :meth:`WaveGlow.infer` and by every 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -114,12 +114,19 @@ class WaveGlow(nn.Module):
 
     # ------------------------------------------------------------------ inverse flow
     def inverse(
-        self, mel_groups: torch.Tensor, z: torch.Tensor, precision: str | None = None
+        self,
+        mel_groups: torch.Tensor,
+        z: torch.Tensor,
+        precision: str | None = None,
+        valid: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The inverse flow: latent ``z`` (B, G, T_G) and grouped mel (B, M*G, T_G) to (B, G, T_G).
 
         ``precision`` selects the WN evaluation as in :meth:`forward`; the couplings and the 1x1
-        inverses are always computed in the dtype of ``z`` (float32 or float64).
+        inverses are always computed in the dtype of ``z`` (float32 or float64). ``valid``
+        (B, T_G) bool marks the steps each item of a padded batch owns: every item's output on
+        its own steps is then what it would be alone (only the WNs' dilated convolutions see past
+        a step, and they read zeros beyond an item's end).
         """
         config = self.config
         mel_groups = self._wn_condition(mel_groups, precision)
@@ -127,7 +134,7 @@ class WaveGlow(nn.Module):
         audio = z[:, early_end:]  # (B, C_last, T_G)
         for k in reversed(range(config.n_flows)):
             audio_a, audio_b = self._halves(k, audio)  # (B, C_k/2, T_G) each
-            shift, log_scale = self.WN[k](audio_a, mel_groups).chunk(2, dim=1)
+            shift, log_scale = self.WN[k](audio_a, mel_groups, valid).chunk(2, dim=1)
             audio_b = (audio_b - shift) * torch.exp(-log_scale)
             audio = self.convinv[k].inverse(self._join(k, audio_a, audio_b))  # (B, C_k, T_G)
             if config.emits_early(k):
@@ -143,6 +150,7 @@ class WaveGlow(nn.Module):
         z: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         precision: str | None = "fp32",
+        lengths: Sequence[int] | None = None,
     ) -> torch.Tensor:
         """Mel (B, M, F) to audio (B, F * hop).
 
@@ -151,12 +159,19 @@ class WaveGlow(nn.Module):
         :meth:`forward` returns, is used as is and ``sigma`` is ignored. ``precision``: "fp32"
         (default: matrix-product evaluation, full precision), "bf16", "fp16", "auto" (bf16 on CPUs
         with bf16 matrix hardware, else fp32; bf16/fp16 on CUDA) or None (plain convolutions).
+        ``lengths``: each item's own number of frames in a padded batch; item b's first
+        ``lengths[b] * hop`` samples are then exactly its own synthesis (the rest is padding).
         Runs without autograd.
         """
         self._check_mel(mel)
         batch, _, frames = mel.shape
         length = frames * self.hop_length
         shape = (batch, self.n_group, length // self.n_group)
+        valid = None
+        if lengths is not None:
+            if len(lengths) != batch:
+                raise ValueError(f"{len(lengths)} lengths for a batch of {batch} mels")
+            valid = self.valid_steps(lengths, frames, mel.device)
         if z is None:
             z = torch.randn(shape, device=mel.device, dtype=mel.dtype, generator=generator) * sigma
         elif tuple(z.shape) != shape:
@@ -165,7 +180,7 @@ class WaveGlow(nn.Module):
             )
         with torch.no_grad():
             mel_groups = self.condition(mel, length)  # (B, M*G, T_G)
-            audio = self.inverse(mel_groups, z.to(mel.dtype), precision)  # (B, G, T_G)
+            audio = self.inverse(mel_groups, z.to(mel.dtype), precision, valid)  # (B, G, T_G)
         return audio.transpose(1, 2).reshape(batch, length)  # (B, T)
 
     def infer_chunks(
@@ -187,6 +202,16 @@ class WaveGlow(nn.Module):
         return infer_chunks(self, mel, chunk_frames, sigma, z, generator, precision)
 
     # ------------------------------------------------------------------ helpers
+    def valid_steps(
+        self, lengths: Sequence[int], frames: int, device: torch.device | str = "cpu"
+    ) -> torch.Tensor:
+        """(B, T_G) bool: True on the steps of each item's first ``lengths[b]`` frames."""
+        if any(not 0 < n <= frames for n in lengths):
+            raise ValueError(f"lengths {list(lengths)} must lie in 1..{frames} (the mel's frames)")
+        steps_per_frame = self.hop_length // self.n_group
+        ends = torch.tensor([n * steps_per_frame for n in lengths], device=device)
+        return torch.arange(frames * steps_per_frame, device=device) < ends.unsqueeze(1)
+
     def _halves(self, flow: int, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Flow ``flow``'s (conditioning, transformed) halves of ``audio`` (B, C_k, T_G).
 

@@ -149,11 +149,20 @@ class WN(nn.Module):
         )
         self._gemm_cache: dict = {}
 
-    def forward(self, audio: torch.Tensor, mel: torch.Tensor | GemmCondition) -> torch.Tensor:
+    def forward(
+        self,
+        audio: torch.Tensor,
+        mel: torch.Tensor | GemmCondition,
+        valid: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Reference evaluation (plain convolutions) for a mel tensor; the GEMM evaluation of
-        :mod:`waveglow.fast` (same function, faster, optional bf16/fp16) for a GemmCondition."""
+        :mod:`waveglow.fast` (same function, faster, optional bf16/fp16) for a GemmCondition.
+
+        ``valid`` (B, T_G) bool marks each item's own steps in a padded batch: the dilated
+        convolutions then read zeros past an item's end, as they do when it is synthesised alone.
+        """
         if isinstance(mel, GemmCondition):
-            return wn_forward(self, audio, mel)
+            return wn_forward(self, audio, mel, valid)
         audio = self.start(audio)
         cond = self.cond_layer(mel)
         output = torch.zeros_like(audio)
@@ -162,7 +171,8 @@ class WN(nn.Module):
             zip(self.in_layers, self.res_skip_layers, strict=True)
         ):
             offset = 2 * channels * i
-            acts = gated_activation(in_layer(audio), cond[:, offset : offset + 2 * channels])
+            layer_input = audio if valid is None else audio.where(valid.unsqueeze(1), 0.0)
+            acts = gated_activation(in_layer(layer_input), cond[:, offset : offset + 2 * channels])
             res_skip = res_skip_layer(acts)
             if i < self.n_layers - 1:
                 audio = audio + res_skip[:, :channels]

@@ -14,8 +14,8 @@ naming the file; the other files are still processed, and the report says which 
 
 Noise is drawn per file, on the CPU, from its own generator (``seed + index of the file``), so a
 file's noise depends neither on the batch it is synthesised in nor on the device. Batching pads
-shorter mels; only their last :func:`receptive_field` samples can differ (slightly) from
-synthesising them alone (see :func:`infer_batch`).
+shorter mels and masks the padding inside the flow, so a file's audio is the same (to float
+rounding) whatever batch it is synthesised in (see :func:`infer_batch`).
 """
 
 from __future__ import annotations
@@ -249,10 +249,10 @@ def infer_batch(
 ) -> list[torch.Tensor]:
     """Synthesise mels (M, F_i) of different lengths in one pass; returns audio (F_i * hop,) each.
 
-    Mels are padded with log-silence and each z (G, F_i * hop / G) with zeros to the longest; each
-    output is trimmed to its own length. The first samples of an item never see the padding
-    (the upsampler only looks back); the last :func:`receptive_field` samples of a shorter item
-    may differ slightly from its own synthesis, as the flow's convolutions see past its end.
+    Mels are padded with log-silence and each z (G, F_i * hop / G) with zeros to the longest; the
+    flow is told each item's length (``WaveGlow.infer(lengths=...)``), so its convolutions read
+    zeros past an item's end exactly as when the item is synthesised alone, and each output,
+    trimmed to its own length, equals the item's own synthesis to float rounding.
     """
     hop, group = model.hop_length, model.n_group
     parameter = next(model.parameters())
@@ -267,6 +267,7 @@ def infer_batch(
             batch.to(parameter.device, parameter.dtype),
             z=z.to(parameter.device, parameter.dtype),
             precision=precision,
+            lengths=[mel.size(1) for mel in mels],
         )  # (B, T)
     return [audio[row, : mel.size(1) * hop] for row, mel in enumerate(mels)]
 
@@ -283,13 +284,6 @@ def item_noise(
         generator.manual_seed(seed + index)
     steps = frames * model.hop_length // model.n_group
     return torch.randn(model.n_group, steps, generator=generator) * sigma  # (G, T_G)
-
-
-def receptive_field(model: WaveGlow) -> int:
-    """How many samples before its end an item's batched output may differ from its own."""
-    wn = model.config.WN_config
-    steps_per_flow = sum(2**layer * (wn.kernel_size - 1) // 2 for layer in range(wn.n_layers))
-    return steps_per_flow * model.config.n_flows * model.n_group
 
 
 def _stream(
