@@ -197,6 +197,15 @@ def test_evaluate_end_to_end_with_tiny_model(tmp_path):
     np.testing.assert_array_equal(first, second)
     assert again.systems == ("waveglow",)
 
+    # --denoise: the same synthesis with the bias spectrum subtracted, recorded in the summary.
+    denoised = ev.evaluate(
+        make_tiny(), [clips], tmp_path / "denoised", baseline="none", sigma=0.5, seed=1, denoise=0.5
+    )
+    third = soundfile.read(tmp_path / "denoised" / "wavs" / "clip0_waveglow.wav")[0]
+    assert np.abs(third - first).max() > 1e-3
+    assert json.loads((tmp_path / "denoised" / "summary.json").read_text())["denoise"] == 0.5
+    assert "denoiser 0.5" in denoised.markdown()
+
 
 def test_dnsmos_is_optional(monkeypatch, clean):
     monkeypatch.setitem(sys.modules, "speechmos", None)

@@ -436,6 +436,13 @@ Needs the 'eval' extra: pip install 'waveglow[eval]'.""",
         metavar="N",
         help="noise seed, clip i uses N + i (default: 0)",
     )
+    parser.add_argument(
+        "--denoise",
+        type=_non_negative,
+        default=0.0,
+        metavar="STRENGTH",
+        help="NVIDIA's bias denoiser on the WaveGlow output, e.g. 0.1 (default: off)",
+    )
     parser.add_argument("--no-dnsmos", action="store_true", help="skip the DNSMOS score")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1... (default: cpu)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -459,6 +466,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         baseline=args.baseline,
         sigma=args.sigma,
         seed=args.seed,
+        denoise=args.denoise,
         dnsmos=not args.no_dnsmos,
         progress=not args.quiet,
     )

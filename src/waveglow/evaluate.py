@@ -56,6 +56,7 @@ import torch
 
 from .audio import AudioError, MelSpectrogram, atomic_path, load_audio, mel_filters, save_wav
 from .config import DataConfig
+from .denoiser import Denoiser
 from .model import WaveGlow
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".mp3", ".opus")
@@ -240,9 +241,15 @@ def griffin_lim(
 
 
 def copy_synthesis(
-    model: WaveGlow, log_mel: torch.Tensor, sigma: float, seed: int
+    model: WaveGlow,
+    log_mel: torch.Tensor,
+    sigma: float,
+    seed: int,
+    denoiser: Denoiser | None = None,
+    strength: float = 0.0,
 ) -> tuple[np.ndarray, float]:
-    """Vocode one log-mel (M, F) with ``model``; returns (audio, seconds spent)."""
+    """Vocode one log-mel (M, F) with ``model`` (then ``denoiser`` at ``strength``, if given);
+    returns (audio, seconds spent)."""
     parameter = next(model.parameters())
     generator = torch.Generator(device="cpu").manual_seed(seed)
     frames = log_mel.size(1)
@@ -252,6 +259,8 @@ def copy_synthesis(
     start = time.perf_counter()
     with torch.inference_mode():
         audio = model.infer(mel, z=z.to(parameter.device, parameter.dtype))
+        if denoiser is not None:
+            audio = denoiser(audio, strength)
     if audio.is_cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
@@ -277,6 +286,7 @@ class EvaluationReport:
     output_dir: Path
     synthesis_khz: float | None = None
     sigma: float | None = None
+    denoise: float | None = None
     seed: int = 0
     clips: tuple[str, ...] = field(default_factory=tuple)
 
@@ -323,6 +333,7 @@ class EvaluationReport:
             "wins": self.wins(),
             "synthesis_khz": self.synthesis_khz,
             "sigma": self.sigma,
+            "denoise": self.denoise,
             "seed": self.seed,
             "griffin_lim_iterations": GRIFFIN_LIM_ITERATIONS
             if GRIFFIN_LIM in self.systems
@@ -349,7 +360,10 @@ class EvaluationReport:
             lines.append("| " + " | ".join(cells) + " |")
         notes = [f"{len(self.clips)} clip{'s' if len(self.clips) != 1 else ''}."]
         if self.synthesis_khz is not None:
-            notes.append(f"WaveGlow synthesis: {self.synthesis_khz:.1f} kHz (sigma {self.sigma}).")
+            settings = f"sigma {self.sigma}" + (
+                f", denoiser {self.denoise}" if self.denoise else ""
+            )
+            notes.append(f"WaveGlow synthesis: {self.synthesis_khz:.1f} kHz ({settings}).")
         return "\n".join(lines) + "\n\n" + " ".join(notes) + "\n"
 
 
@@ -403,6 +417,7 @@ def evaluate(
     baseline: str = GRIFFIN_LIM,
     sigma: float = 0.6,
     seed: int = 0,
+    denoise: float = 0.0,
     dnsmos: bool = True,
     plots: bool = True,
     progress: bool = False,
@@ -411,6 +426,7 @@ def evaluate(
 
     ``model=None`` scores the baseline alone (for a reference table without a trained model), at
     the Tacotron 2 defaults. Clip ``i`` draws its noise from a generator seeded ``seed + i``.
+    ``denoise`` > 0 applies NVIDIA's bias denoiser at that strength to the WaveGlow output.
     All inputs are read and checked before any work: a bad file stops the run with one error
     naming it.
     """
@@ -431,6 +447,9 @@ def evaluate(
     )
     from tqdm import tqdm
 
+    if denoise < 0:
+        raise ValueError(f"denoising strength must be >= 0, got {denoise}")
+    denoiser = Denoiser(model) if model is not None and denoise > 0 else None
     rows: list[ClipScores] = []
     synthesis_seconds, synthesised = 0.0, 0
     for index, (name, audio) in enumerate(tqdm(clips, desc="evaluate", disable=not progress)):
@@ -438,7 +457,9 @@ def evaluate(
             log_mel = mel(torch.from_numpy(audio))  # (M, F)
         outputs: dict[str, np.ndarray] = {}
         if model is not None:
-            generated, seconds = copy_synthesis(model, log_mel, sigma, seed + index)
+            generated, seconds = copy_synthesis(
+                model, log_mel, sigma, seed + index, denoiser, denoise
+            )
             synthesis_seconds += seconds
             synthesised += generated.size
             outputs[WAVEGLOW] = generated[: audio.size]
@@ -459,6 +480,7 @@ def evaluate(
         output_dir=output_dir,
         synthesis_khz=khz,
         sigma=sigma if model is not None else None,
+        denoise=denoise if model is not None else None,
         seed=seed,
         clips=tuple(name for name, _ in clips),
     )
