@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -175,6 +176,7 @@ def test_bad_inputs_one_line_each_good_files_written(tmp_path, checkpoint, capsy
         (["synthesize", "-c", "{tmp}/m.pt", "{tmp}/m.pt", "-o", "{tmp}/o"], "m.pt: "),
         (["info", "{tmp}/m.pt"], "m.pt: "),
         (["mel", "{tmp}/x.wav", "-o", "{tmp}/o", "--config", "{tmp}/bad.json"], "bad.json: "),
+        (["bench", "-c", "{tmp}/nothing.pt"], "nothing.pt: no such file"),
     ],
 )
 def test_expected_errors_are_one_line_exit_1(tmp_path, capsys, args, needle):
@@ -205,7 +207,7 @@ def test_usage_errors_exit_2(capsys):
 def test_version_and_help(capsys):
     assert run("--version") == 0
     assert capsys.readouterr().out.strip() == f"waveglow {waveglow.__version__}"
-    for command in ("synthesize", "mel", "convert", "info"):
+    for command in ("synthesize", "mel", "convert", "info", "bench"):
         assert run(command, "--help") == 0
         assert "example" in capsys.readouterr().out
 
@@ -306,3 +308,55 @@ def test_evaluate_command_writes_the_report(tmp_path, checkpoint, capsys):
     assert (out / "metrics.csv").is_file() and (out / "summary.json").is_file()
     assert "waveglow" in capsys.readouterr().out
     assert run("evaluate", "-c", tmp_path / "missing.pt", clip, "-o", out, "-q") == 1
+
+
+# ---------------------------------------------------------------------------- bench
+def precision_lines(output: str) -> list[str]:
+    pattern = re.compile(r"^ *(fp32|bf16|fp16|auto=(fp32|bf16|fp16)): ")
+    return [line.strip() for line in output.splitlines() if pattern.match(line)]
+
+
+def test_bench_prints_the_machine_and_one_line_per_precision(checkpoint, capsys):
+    code = run("bench", "-c", checkpoint, "--seconds", "0.1", "--repeat", "1",
+               "--precisions", "fp32,auto,fp32", "--threads", "1")  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith(f"torch {torch.__version__}, device cpu, 1 CPU threads")
+    lines = precision_lines(out)
+    assert len(lines) == 2, out
+    assert lines[0].startswith("fp32: ") and lines[1].startswith("auto=")
+    assert all("kHz" in line and "x real time" in line for line in lines)
+    assert "0.10 s of audio" in lines[0]
+
+
+def test_bench_skips_bf16_without_hardware_unless_asked(checkpoint, capsys, monkeypatch):
+    monkeypatch.setattr("waveglow.benchmark.cpu_has_bf16_matmul", lambda: False)
+    monkeypatch.setattr("waveglow.fast.cpu_has_bf16_matmul", lambda: False)
+    assert run("bench", "-c", checkpoint, "--seconds", "0.05", "--repeat", "1") == 0
+    captured = capsys.readouterr()
+    lines = precision_lines(captured.out)
+    assert [line.split(":")[0] for line in lines] == ["bf16", "fp32", "auto=fp32"]
+    assert "skipped" in lines[0] and "--precisions bf16" in lines[0]
+    assert captured.err == ""
+    assert run("bench", "-c", checkpoint, "--seconds", "0.05", "--repeat", "1",
+               "--precisions", "bf16") == 0  # fmt: skip
+    captured = capsys.readouterr()
+    assert captured.err.startswith("waveglow: warning: bf16") and "emulates" in captured.err
+    (line,) = precision_lines(captured.out)
+    assert line.startswith("bf16: ") and "kHz" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--precisions", "fp32,fp8"], "unknown precision fp8"),
+        (["--precisions", ","], "unknown precision"),
+        (["--seconds", "0"], "must be > 0"),
+        (["--seconds", "inf"], "not a finite number"),
+    ],
+)
+def test_bench_usage_errors_are_one_line_exit_2(checkpoint, capsys, args, needle):
+    assert run("bench", "-c", checkpoint, *args) == 2
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if "error" in line]
+    assert len(errors) == 1 and needle in errors[0] and captured.out == ""

@@ -475,6 +475,103 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- bench
+_BENCH_DEFAULT_PRECISIONS = ("fp32", "bf16", "auto")
+
+
+def _add_bench_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = _subparser(
+        subparsers,
+        "bench",
+        "how fast synthesis runs on this machine",
+        """Measure synthesis speed on this machine with a model: a random mel of SECONDS is
+synthesised (fixed noise, streamed in chunks as 'waveglow synthesize' does) in each precision after
+a short warm-up, and the best of --repeat wall times is reported as kHz (output samples per second
+/ 1000) and x real time (> 1: faster than real time), with the peak memory of the process.
+auto shows what it resolves to here. bf16 without bf16 matrix hardware (AVX512-BF16, AMX) and fp16
+on a CPU are emulated by torch, tens of times slower: bf16 is then skipped unless asked for by name,
+and an emulated precision is measured once on 0.1 s of audio only. Close other programs first:
+anything else running slows the figures down.""",
+        """examples:
+  waveglow bench                                  # the bundled demo model, fp32, bf16, auto
+  waveglow bench -c waveglow.pt --seconds 30 --threads 4
+  waveglow bench -c waveglow.pt --device cuda --precisions fp32,fp16,bf16""",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        "-c",
+        default="demo",
+        metavar="CKPT",
+        help="WaveGlow checkpoint (ours or NVIDIA's) (default: the bundled demo model)",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=_positive_number,
+        default=10.0,
+        help="length of audio to synthesise per timed run (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--precisions",
+        type=_precision_list,
+        metavar="LIST",
+        help=f"comma-separated, of {', '.join(PRECISIONS)} "
+        f"(default: {','.join(_BENCH_DEFAULT_PRECISIONS)})",
+    )
+    parser.add_argument(
+        "--threads", type=_positive, metavar="N", help="CPU threads (default: torch's choice)"
+    )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1... (default: cpu)")
+    parser.add_argument(
+        "--repeat",
+        type=_positive,
+        default=2,
+        metavar="N",
+        help="timed runs per precision, the fastest is kept (default: %(default)s)",
+    )
+    parser.set_defaults(handler=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from .benchmark import benchmark, machine_info
+    from .checkpoint import load
+
+    device = _device(args.device)
+    model = load(args.checkpoint, device=device)
+    print(machine_info(device, args.threads).line())
+    parameters = sum(parameter.numel() for parameter in model.parameters())
+    print(f"model {args.checkpoint}: {parameters:,} parameters; {args.seconds:g} s of audio, "
+          f"best of {args.repeat} run(s)")  # fmt: skip
+    precisions = _bench_precisions(args, device)
+    sys.stdout.flush()
+    benchmark(
+        model,
+        seconds=args.seconds,
+        precisions=precisions,
+        threads=args.threads,
+        repeat=args.repeat,
+        on_result=lambda outcome: print(outcome.line(), flush=True),
+    )
+    return 0
+
+
+def _bench_precisions(args: argparse.Namespace, device: torch.device) -> list[str]:
+    """The precisions to measure: by default without an emulated bf16 (one line says so); the
+    emulated ones asked for by name get a warning first."""
+    from .benchmark import EMULATED_SECONDS, is_emulated, label
+
+    precisions = list(args.precisions or _BENCH_DEFAULT_PRECISIONS)
+    if args.precisions is None and is_emulated("bf16", device):
+        precisions.remove("bf16")
+        print(f"{'bf16':>10}: skipped: no bf16 matrix hardware here, torch would emulate it very "
+              "slowly (measure it anyway with --precisions bf16)")  # fmt: skip
+    for precision in precisions:
+        if is_emulated(precision, device):
+            _warning(f"{label(precision, device)} has no matrix hardware on this {device.type}: "
+                     f"torch emulates it, tens of times slower than fp32; measuring it once on "
+                     f"{min(args.seconds, EMULATED_SECONDS):g} s of audio")  # fmt: skip
+    return precisions
+
+
 # ---------------------------------------------------------------------------- helpers
 _PARSERS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_synthesize_parser,
@@ -484,6 +581,7 @@ _PARSERS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_export_parser,
     _add_train_parser,
     _add_evaluate_parser,
+    _add_bench_parser,
 )
 
 
@@ -504,6 +602,24 @@ def _non_negative(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
+
+
+def _positive_number(text: str) -> float:
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _precision_list(text: str) -> list[str]:
+    """``fp32,bf16`` as a list without repeats; each name must be one of PRECISIONS."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in PRECISIONS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown precision {', '.join(unknown) or repr(text)}; choose from {', '.join(PRECISIONS)}"
+        )
+    return list(dict.fromkeys(names))
 
 
 def _positive(text: str) -> int:
@@ -547,6 +663,10 @@ def _error_line(message: str) -> None:
     from tqdm import tqdm
 
     tqdm.write(f"{PROGRAM}: error: {' '.join(message.split())}", file=sys.stderr)
+
+
+def _warning(message: str) -> None:
+    print(f"{PROGRAM}: warning: {message}", file=sys.stderr, flush=True)
 
 
 def _error(message: str) -> None:
