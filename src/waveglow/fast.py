@@ -177,10 +177,12 @@ def wn_forward(wn: WN, audio: torch.Tensor, condition: GemmCondition) -> torch.T
     """The WN's output (B, 2*n_in, T_G) for audio (B, n_in, T_G), evaluated as matrix products.
 
     With autograd on, every intermediate is a new tensor (differentiable); with it off, the
-    products write into the condition's reusable buffers (no per-layer allocations).
+    products write into the condition's reusable buffers (no per-layer allocations). Under
+    ``torch.jit.trace`` (ONNX/TorchScript export) it is always the functional formulation: the
+    in-place ``out=`` products do not export and the buffer bookkeeping would freeze the shapes.
     """
     weights = gemm_weights(wn, condition.dtype)
-    if torch.is_grad_enabled():
+    if torch.is_grad_enabled() or torch.jit.is_tracing():
         return _forward_autograd(wn, weights, audio, condition)
     return _forward_inference(wn, weights, audio, condition)
 
