@@ -7,11 +7,20 @@ reference at the same length. Before the table: the machine's GEMM GFLOP/s (fp32
 arithmetic limit in kHz they imply; after it: bf16's waveform relative L2 error against fp32 for the
 same z and the relative error of the log-mel.
 
+``--backends`` picks the rows: ``reference`` and ``ours`` (the default), and for comparison on the
+CPU ``onnxruntime`` (the ONNX export, WNs as convolutions), ``onnxruntime-gemm`` (the export of the
+matrix-product formulation), ``compiled`` (our fp32 GEMM path under ``torch.compile``) and
+``compiled-conv`` (our convolution path under ``torch.compile``). These run the whole utterance in
+fp32; their setup (export and session, or compilation) is not timed but printed, and their audio's
+relative L2 error against our fp32 output for the same z is printed after the table.
+
     PYTHONPATH=$PWD/src python bench/synth_speed.py                     # 1, 10, 60 s; fp32, bf16
     PYTHONPATH=$PWD/src python bench/synth_speed.py --quick             # 1 s only
     PYTHONPATH=$PWD/src python bench/synth_speed.py --seconds 10 --precisions auto --no-reference
     PYTHONPATH=$PWD/src python bench/synth_speed.py --memory 30,600     # peak RSS flat in length
     PYTHONPATH=$PWD/src python bench/synth_speed.py --device cuda --precisions fp16,bf16
+    PYTHONPATH=$PWD/src python bench/synth_speed.py --seconds 10 --precisions fp32 \
+        --backends reference,ours,onnxruntime,onnxruntime-gemm,compiled,compiled-conv
 
 Random weights (official 256-channel config) unless ``--checkpoint``; the ``end`` layers get small
 random weights so that the couplings really transform (a fresh WaveGlow's are zero).
@@ -25,7 +34,9 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -34,6 +45,15 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 MACS_PER_SAMPLE_NOTE = "MACs per output sample, counted from the config"
+BACKENDS = ("reference", "ours", "onnxruntime", "onnxruntime-gemm", "compiled", "compiled-conv")
+# the whole-utterance fp32 comparison backends and the WN evaluation each one exports or compiles
+FP32_PRECISION = {
+    "onnxruntime": None,
+    "onnxruntime-gemm": "fp32",
+    "compiled": "fp32",
+    "compiled-conv": None,
+}
+Runner = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 # ---------------------------------------------------------------------------- model and inputs
@@ -98,34 +118,101 @@ def synthesize(model, backend: str, precision: str, mel, z, chunk_frames: int, s
     return torch.cat(list(chunks), dim=1)
 
 
+# ---------------------------------------------------------------------------- other runtimes
+def onnxruntime_runner(model, precision: str | None, threads: int, directory: str) -> Runner:
+    """Export the synthesis graph (WNs as convolutions, or matmuls for "fp32") and open it in
+    ONNX Runtime on the CPU with ``threads`` intra-op threads; returns ``(mel, z) -> audio``."""
+    import onnxruntime
+
+    from waveglow.export import export_onnx
+
+    path = export_onnx(model, Path(directory) / "waveglow.onnx", precision=precision)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def run(mel: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        (audio,) = session.run(["audio"], {"mel": mel.numpy(), "z": z.numpy()})
+        return torch.from_numpy(audio)  # (B, T)
+
+    return run
+
+
+def compiled_runner(model, precision: str | None) -> Runner:
+    """Our whole-utterance synthesis under ``torch.compile`` (inductor, static shapes): it compiles
+    on its first call, so warm it up with the very shapes that are timed."""
+
+    def infer(mel: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return model.infer(mel, z=z, precision=precision)  # (B, T)
+
+    return torch.compile(infer, dynamic=False)
+
+
+def make_runner(model, spec: dict, chunk_frames: int, directory: str) -> Runner:
+    """``(mel, z) -> audio`` for the row's backend (set up, not yet warmed up)."""
+    backend = spec["backend"]
+    if backend.startswith("onnxruntime"):
+        return onnxruntime_runner(model, FP32_PRECISION[backend], spec["threads"], directory)
+    if backend.startswith("compiled"):
+        return compiled_runner(model, FP32_PRECISION[backend])
+
+    def run(mel: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return synthesize(model, backend, spec["precision"], mel, z, chunk_frames)
+
+    return run
+
+
+def relative_error(audio: torch.Tensor, expected: torch.Tensor) -> float:
+    return ((audio - expected).norm() / expected.norm()).item()
+
+
 def synchronize(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
 
 
 def worker(spec: dict) -> dict:
-    """Run one row in this (fresh) process; returns wall time and peak memory."""
+    """Run one row in this (fresh) process; returns wall time and peak memory (and, for the
+    comparison backends, the untimed setup seconds and, with ``check``, the error against ours)."""
     torch.set_num_threads(spec["threads"])
     device = spec["device"]
     model = build_model(spec["checkpoint"], device, spec["small"])
     chunk_frames = max(1, round(spec["chunk_seconds"] * 22050 / model.hop_length))
-    warm_mel, warm_z = make_inputs(model, 0.3, device)
-    synthesize(model, spec["backend"], spec["precision"], warm_mel, warm_z, chunk_frames)
     mel, z = make_inputs(model, spec["seconds"], device, with_z=not spec.get("stream"))
-    best = float("inf")
-    for _ in range(spec["repeat"]):
-        synchronize(device)
+    with tempfile.TemporaryDirectory() as directory:
         start = time.perf_counter()
-        audio = synthesize(
-            model, spec["backend"], spec["precision"], mel, z, chunk_frames, spec.get("stream")
-        )
-        synchronize(device)
-        best = min(best, time.perf_counter() - start)
+        run = make_runner(model, spec, chunk_frames, directory)
+        compiled = spec["backend"].startswith("compiled")
+        warm_mel, warm_z = (mel, z) if compiled else make_inputs(model, 0.3, device)
+        run(warm_mel, warm_z)  # for "compiled", the compilation (for the timed shapes)
+        setup = time.perf_counter() - start
+        best, audio = time_runs(run, mel, z, spec, chunk_frames, model)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result = {"wall": best, "samples": audio.size(1), "peak_rss_mib": peak_kib / 1024}
+    if spec["backend"] in FP32_PRECISION:
+        result["setup_s"] = setup
+    if spec.get("check"):
+        result["error_vs_ours"] = relative_error(audio, model.infer(mel, z=z, precision="fp32"))
     if device.startswith("cuda"):
         result["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20
     return result
+
+
+def time_runs(run: Runner, mel, z, spec: dict, chunk_frames: int, model):
+    """(best wall seconds of ``spec["repeat"]`` runs, the audio of the last)."""
+    best, device = float("inf"), spec["device"]
+    for _ in range(spec["repeat"]):
+        synchronize(device)
+        start = time.perf_counter()
+        if spec.get("stream"):
+            audio = synthesize(model, "ours", spec["precision"], mel, z, chunk_frames, True)
+        else:
+            audio = run(mel, z)
+        synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return best, audio
 
 
 def run_worker(spec: dict) -> dict:
@@ -197,6 +284,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", default="1,10,60", help="input lengths, comma-separated")
     parser.add_argument("--precisions", default="fp32,bf16", help="fp32,bf16,fp16,auto")
     parser.add_argument("--no-reference", action="store_true", help="skip the NVIDIA-style rows")
+    parser.add_argument(
+        "--backends",
+        default=None,
+        help=f"rows to run, comma-separated, from {','.join(BACKENDS)} (default: reference,ours; "
+        "ours with --no-reference); the others are fp32, whole-utterance, CPU only",
+    )
     parser.add_argument("--quick", action="store_true", help="1 s only")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=1, help="timed runs per row (best kept)")
@@ -219,7 +312,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def print_row(cells: list[str]) -> None:
-    widths = [14, 9, 11, 8, 9, 8, 8, 10, 10]
+    widths = [14, 9, 16, 8, 9, 8, 8, 10, 10]
     print("  ".join(cell.rjust(width) for cell, width in zip(cells, widths, strict=True)))
 
 
@@ -231,6 +324,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     seconds = [1.0] if args.quick else [float(s) for s in args.seconds.split(",")]
     precisions = args.precisions.split(",")
+    backends = parse_backends(args)
     base = {
         "threads": args.threads,
         "device": args.device,
@@ -268,13 +362,15 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print_row(["config", "precision", "backend", "audio s", "wall s", "kHz", "x RT", "peak MiB",
                "vs ref"])  # fmt: skip
+    comparisons: dict[str, list[dict]] = {}
     for length in seconds:
-        rows = [("fp32", "reference")] if not args.no_reference else []
-        rows += [(precision, "ours") for precision in precisions]
         reference_wall = None
-        for precision, backend in rows:
+        for precision, backend in table_rows(backends, precisions):
             spec = {**base, "backend": backend, "precision": precision, "seconds": length}
-            result = run_worker(spec)
+            check = backend in FP32_PRECISION and length == seconds[0]
+            result = run_worker({**spec, "check": check})
+            if backend in FP32_PRECISION:
+                comparisons.setdefault(backend, []).append({**result, "seconds": length})
             audio_seconds = result["samples"] / 22050
             khz = result["samples"] / result["wall"] / 1000
             if backend == "reference":
@@ -306,6 +402,41 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"ours fp32 vs reference: relative L2 {((ours - theirs).norm() / theirs.norm()).item():.1e}"
     )
+    print_comparisons(comparisons)
+
+
+def parse_backends(args: argparse.Namespace) -> list[str]:
+    """The ``--backends`` list (default: reference and ours, or ours alone with --no-reference)."""
+    if args.backends is None:
+        return ["ours"] if args.no_reference else ["reference", "ours"]
+    backends = [b for b in args.backends.split(",") if not (args.no_reference and b == "reference")]
+    unknown = sorted(set(backends) - set(BACKENDS))
+    if unknown:
+        raise SystemExit(f"unknown backends {unknown}; choose from {', '.join(BACKENDS)}")
+    if args.device != "cpu" and set(backends) & set(FP32_PRECISION):
+        raise SystemExit(f"{', '.join(FP32_PRECISION)} run on the CPU only")
+    return backends
+
+
+def table_rows(backends: list[str], precisions: list[str]) -> list[tuple[str, str]]:
+    """(precision, backend) per row: the reference first (the ratio column needs it), ours once
+    per precision, every comparison backend in fp32."""
+    rows = [("fp32", "reference")] if "reference" in backends else []
+    for backend in backends:
+        if backend == "ours":
+            rows += [(precision, "ours") for precision in precisions]
+        elif backend != "reference":
+            rows.append(("fp32", backend))
+    return rows
+
+
+def print_comparisons(comparisons: dict[str, list[dict]]) -> None:
+    """Per comparison backend: its untimed setup and its audio against our fp32 output."""
+    for backend, results in comparisons.items():
+        setup = "export + session" if backend.startswith("onnx") else "compile + first run"
+        times = ", ".join(f"{r['setup_s']:.1f} s at {r['seconds']:g} s" for r in results)
+        print(f"{backend} vs ours fp32 (same z, {results[0]['seconds']:g} s): relative L2 "
+              f"{results[0]['error_vs_ours']:.1e}; {setup} (untimed): {times}")  # fmt: skip
 
 
 def _short(dtype: torch.dtype) -> str:

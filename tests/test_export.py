@@ -45,3 +45,20 @@ def test_export_leaves_the_model_untouched(tmp_path):
     assert all(p.requires_grad for p in model.parameters())
     for name, p in model.state_dict().items():
         assert torch.equal(p, before[name]), name
+
+
+def test_gemm_onnx_export_matches_eager_fp32_for_another_batch_and_length(tmp_path):
+    onnx = pytest.importorskip("onnx", reason="ONNX export needs the onnx package (extra 'export')")
+    runtime = pytest.importorskip(
+        "onnxruntime", reason="running the export needs onnxruntime (extra 'export')"
+    )
+    model = make_tiny()
+    path = export_onnx(model, tmp_path / "tiny-gemm.onnx", precision="fp32")
+    operators = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert "MatMul" in operators and "Conv" not in operators  # the WNs are matrix products
+    session = runtime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    mel, z = example_inputs(model, frames=13, batch=2)  # the export example is (1, 8)
+    (audio,) = session.run(None, {"mel": mel.numpy(), "z": z.numpy()})
+    expected = model.infer(mel, z=z, precision="fp32")
+    assert audio.shape == (2, 13 * model.hop_length)
+    torch.testing.assert_close(torch.from_numpy(audio), expected, rtol=1e-4, atol=1e-4)

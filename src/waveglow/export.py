@@ -3,8 +3,10 @@
 The exported graph is deterministic: it takes the mel (B, M, F) and the latent z (B, G, F*hop/G)
 -- draw z ~ N(0, sigma^2) yourself, e.g. ``sigma * randn`` -- and returns the audio (B, F*hop).
 Batch and time axes are dynamic. It is the same :meth:`WaveGlow.inverse` as eager synthesis, with
-the WNs evaluated by plain convolutions (precision None: the form exporters and runtimes optimise
-best) and the inverse 1x1 matrices frozen as constants.
+the WNs evaluated by plain convolutions (precision None, the default: the form exporters and
+runtimes optimise best) or, with ``precision="fp32"``, by the matrix products of
+:mod:`waveglow.fast` (its functional formulation: the in-place buffers are not traced), and the
+inverse 1x1 matrices frozen as constants.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ ONNX_OPSET = 17
 class Synthesizer(nn.Module):
     """``(mel, z) -> audio``: the deterministic synthesis graph that is exported."""
 
-    def __init__(self, model: WaveGlow) -> None:
+    def __init__(self, model: WaveGlow, precision: str | None = None) -> None:
         super().__init__()
+        self.precision = precision
         self.model = copy.deepcopy(model).float().eval()
         if self.model.has_weight_norm:
             self.model.remove_weight_norm()
@@ -40,7 +43,7 @@ class Synthesizer(nn.Module):
         batch, _, frames = mel.shape
         length = frames * self.model.hop_length
         mel_groups = self.model.condition(mel, length)  # (B, M*G, T_G)
-        audio = self.model.inverse(mel_groups, z, precision=None)  # (B, G, T_G)
+        audio = self.model.inverse(mel_groups, z, precision=self.precision)  # (B, G, T_G)
         return audio.transpose(1, 2).reshape(batch, -1)  # (B, T)
 
 
@@ -52,10 +55,16 @@ def example_inputs(model: WaveGlow, frames: int = 8, batch: int = 1) -> tuple[to
     return mel, z
 
 
-def export_onnx(model: WaveGlow, path: str | Path, opset: int = ONNX_OPSET) -> Path:
-    """Write the synthesis graph as ONNX (inputs ``mel``, ``z``; output ``audio``), atomically."""
+def export_onnx(
+    model: WaveGlow, path: str | Path, opset: int = ONNX_OPSET, precision: str | None = None
+) -> Path:
+    """Write the synthesis graph as ONNX (inputs ``mel``, ``z``; output ``audio``), atomically.
+
+    ``precision`` None exports the WNs as convolutions; "fp32" as the matrix products of
+    :mod:`waveglow.fast` (the GEMM formulation of :meth:`WaveGlow.infer`'s default path).
+    """
     path = Path(path)
-    synthesizer = Synthesizer(model)
+    synthesizer = Synthesizer(model, precision)
     with torch.no_grad(), atomic_path(path) as temporary, _quiet_tracer():
         torch.onnx.export(
             synthesizer,

@@ -179,11 +179,13 @@ def wn_forward(
     """The WN's output (B, 2*n_in, T_G) for audio (B, n_in, T_G), evaluated as matrix products.
 
     With autograd on, every intermediate is a new tensor (differentiable); with it off, the
-    products write into the condition's reusable buffers (no per-layer allocations). ``valid``
-    (B, T_G) bool: the steps each item owns in a padded batch (see :meth:`WN.forward`).
+    products write into the condition's reusable buffers (no per-layer allocations). Under
+    ``torch.jit.trace`` (ONNX/TorchScript export) it is always the functional formulation: the
+    in-place ``out=`` products do not export and the buffer bookkeeping would freeze the shapes.
+    ``valid`` (B, T_G) bool: the steps each item owns in a padded batch (see :meth:`WN.forward`).
     """
     weights = gemm_weights(wn, condition.dtype)
-    if torch.is_grad_enabled():
+    if torch.is_grad_enabled() or torch.jit.is_tracing():
         return _forward_autograd(wn, weights, audio, condition, valid)
     return _forward_inference(wn, weights, audio, condition, valid)
 
