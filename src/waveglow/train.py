@@ -249,7 +249,10 @@ def train(
         try:
             with StopRequest() as stop:
                 stopped_by = run_loop(trainer, stop)
-            return _result(trainer, stopped_by)
+            result = _result(trainer, stopped_by)
+            if distributed.enabled:  # no rank tears the group down while another still uses it
+                torch_dist.barrier()
+            return result
         finally:
             trainer.logger.close()
     finally:
