@@ -2,8 +2,8 @@
 
     python recipes/ship_model.py runs/demo/best.pt src/waveglow/models/demo.safetensors
 
-Also prints the run's learning curve (train loss and validation NLL by step) from its log.jsonl,
-for the model card.
+Also prints the run's learning curve (train loss and validation NLL by step) and its total
+training wall time from its log.jsonl, for the model card.
 """
 
 from __future__ import annotations
@@ -40,6 +40,22 @@ def curve(log: Path) -> None:
             losses = []
 
 
+def training_hours(log: Path) -> float:
+    """Wall-clock hours the run spent training: each (re)start to the last event before the next,
+    summed over the sessions in its log (time paused for benchmarks included)."""
+    hours, start, last = 0.0, None, None
+    for line in log.read_text().splitlines():
+        event = json.loads(line)
+        if event["event"] == "start":
+            if start is not None:
+                hours += (last - start) / 3600
+            start = event["time"]
+        last = event["time"]
+    if start is not None:
+        hours += (last - start) / 3600
+    return hours
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -51,6 +67,7 @@ def main() -> None:
     log = args.checkpoint.parent / "log.jsonl"
     if log.is_file():
         curve(log)
+        print(f"training wall time so far: {training_hours(log):.2f} h")
 
 
 if __name__ == "__main__":
