@@ -206,3 +206,20 @@ def test_bad_mel_files_name_the_file(tmp_path, name, content, message):
     with pytest.raises(AudioError, match=message) as caught:
         load_mel(path)
     assert str(path) in str(caught.value)
+
+
+def test_atomic_writes_get_the_mode_a_plain_write_would(tmp_path):
+    import os
+
+    from waveglow.audio import atomic_path
+
+    previous = os.umask(0o027)
+    try:
+        save_wav(tmp_path / "a.wav", torch.zeros(100), 22050)
+        with atomic_path(tmp_path / "b.bin") as temporary:
+            temporary.write_bytes(b"data")
+    finally:
+        os.umask(previous)
+    for name in ("a.wav", "b.bin"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o640  # not mkstemp's 0o600
+    assert (tmp_path / "b.bin").read_bytes() == b"data"

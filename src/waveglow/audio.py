@@ -166,12 +166,20 @@ class atomic_path:  # noqa: N801 - used as a context manager, reads like a funct
             try:
                 with open(self.temporary, "rb") as handle:
                     os.fsync(handle.fileno())
+                os.chmod(self.temporary, _creation_mode())  # mkstemp made it owner-only
                 os.replace(self.temporary, self.path)
                 return
             except BaseException:
                 self.temporary.unlink(missing_ok=True)
                 raise
         self.temporary.unlink(missing_ok=True)
+
+
+def _creation_mode() -> int:
+    """0o666 less the process umask: the mode a plain ``open(path, "w")`` would have given."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 # ---------------------------------------------------------------------------- mel files
