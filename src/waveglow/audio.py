@@ -8,7 +8,7 @@ mel filters, natural log of clamp(x, 1e-5). Frames = 1 + T // hop.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 import numpy as np
@@ -154,32 +154,26 @@ class atomic_path:  # noqa: N801 - used as a context manager, reads like a funct
 
     def __enter__(self) -> Path:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
-        )
-        os.close(handle)
-        self.temporary = Path(name)
-        return self.temporary
+        while True:  # like mkstemp, but with the mode a plain write gets (0o666 less the umask)
+            name = self.path.parent / f".{self.path.name}.{secrets.token_hex(4)}.tmp"
+            try:
+                os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            except FileExistsError:
+                continue
+            self.temporary = name
+            return self.temporary
 
     def __exit__(self, kind, error, traceback) -> None:  # noqa: ANN001
         if kind is None:
             try:
                 with open(self.temporary, "rb") as handle:
                     os.fsync(handle.fileno())
-                os.chmod(self.temporary, _creation_mode())  # mkstemp made it owner-only
                 os.replace(self.temporary, self.path)
                 return
             except BaseException:
                 self.temporary.unlink(missing_ok=True)
                 raise
         self.temporary.unlink(missing_ok=True)
-
-
-def _creation_mode() -> int:
-    """0o666 less the process umask: the mode a plain ``open(path, "w")`` would have given."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 # ---------------------------------------------------------------------------- mel files
