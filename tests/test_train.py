@@ -183,6 +183,28 @@ def test_resume_continues_exactly(corpus, tmp_path):
         assert torch.equal(resumed.model.state_dict()[name], tensor), name
 
 
+def test_resume_applies_a_changed_learning_rate(corpus, tmp_path):
+    output = tmp_path / "run"
+    fields = {"iters_per_checkpoint": 2}
+    train(_config(corpus, output, max_iters=2, learning_rate=1e-3, **fields), progress_bar=False)
+    same = train(
+        _config(corpus, output, max_iters=3, learning_rate=1e-3, **fields),
+        resume=True,
+        progress_bar=False,
+    )
+    assert not _log(output, "note")
+    lowered = train(
+        _config(corpus, output, max_iters=4, learning_rate=2.5e-4, **fields),
+        resume=True,
+        progress_bar=False,
+    )
+    assert same.step == 3 and lowered.step == 4
+    (note,) = _log(output, "note")
+    assert note["step"] == 3 and "0.001" in note["message"] and "0.00025" in note["message"]
+    rates = {entry["step"]: entry["learning_rate"] for entry in _log(output, "step")}
+    assert rates[3] == 1e-3 and rates[4] == 2.5e-4
+
+
 def test_gradient_accumulation_equals_the_large_batch(corpus, tmp_path):
     fields = {"max_iters": 3, "iters_per_validation": 100}
     large = train(_config(corpus, tmp_path / "a", batch_size=4, **fields), progress_bar=False)

@@ -747,10 +747,30 @@ def restore(trainer: Trainer, path: Path) -> None:
     progress = Progress(**training["progress"])
     progress.bad_in_a_row = 0
     trainer.progress = progress
+    _apply_learning_rate(trainer, Path(path))
     rank_states = training["rng"]
     if trainer.distributed.rank < len(rank_states):
         _set_rng_state(rank_states[trainer.distributed.rank])
     trainer.last_checkpoint = Path(path)
+
+
+def _apply_learning_rate(trainer: Trainer, path: Path) -> None:
+    """The configured learning rate wins over the one saved in the optimizer state.
+
+    A resume reads the run's own config.json, so the rate changes only when asked to
+    (``--set train_config.learning_rate=...``): the way to decay it between sessions.
+    """
+    wanted = trainer.config.train_config.learning_rate
+    saved = trainer.optimizer.param_groups[0]["lr"]
+    if saved == wanted:
+        return
+    for group in trainer.optimizer.param_groups:
+        group["lr"] = wanted
+    trainer.logger.event(
+        "note",
+        step=trainer.progress.step,
+        message=f"learning rate {saved:g} (saved in {path.name}) -> {wanted:g} (config)",
+    )
 
 
 def _resume_path(config: Config, resume: bool | str | Path) -> Path | None:
