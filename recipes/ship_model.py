@@ -3,7 +3,7 @@
     python recipes/ship_model.py runs/demo/best.pt src/waveglow/models/demo.safetensors
 
 Also prints the run's learning curve (train loss and validation NLL by step) and its total
-training wall time from its log.jsonl, for the model card.
+training wall time and CPU time from its log.jsonl, for the model card.
 """
 
 from __future__ import annotations
@@ -56,6 +56,21 @@ def training_hours(log: Path) -> float:
     return hours
 
 
+def training_cpu_hours(log: Path) -> tuple[float, int]:
+    """CPU hours of the training processes (all threads; data workers not included): the last
+    ``cpu_seconds`` logged after each (re)start, summed; also how many starts logged none (runs
+    from before the field existed, counted in the wall time only)."""
+    segments: list[float | None] = []
+    for line in log.read_text().splitlines():
+        event = json.loads(line)
+        if event["event"] == "start":
+            segments.append(None)
+        elif event["event"] == "step" and "cpu_seconds" in event and segments:
+            segments[-1] = event["cpu_seconds"]
+    measured = [seconds for seconds in segments if seconds is not None]
+    return sum(measured) / 3600, len(segments) - len(measured)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -68,6 +83,11 @@ def main() -> None:
     if log.is_file():
         curve(log)
         print(f"training wall time so far: {training_hours(log):.2f} h")
+        cpu_hours, unmeasured = training_cpu_hours(log)
+        print(
+            f"training CPU time so far: {cpu_hours:.2f} CPU-hours"
+            f" ({unmeasured} earlier (re)starts logged no CPU time)"
+        )
 
 
 if __name__ == "__main__":

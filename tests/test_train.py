@@ -101,6 +101,8 @@ def test_loss_falls_and_validation_is_reported(corpus, tmp_path):
     result = train(_config(corpus, output, max_iters=40, keep_checkpoints=2), progress_bar=False)
     losses = [entry["loss"] for entry in _log(output, "step")]
     assert len(losses) == 40 and all(math.isfinite(loss) for loss in losses)
+    cpu_seconds = [entry["cpu_seconds"] for entry in _log(output, "step")]
+    assert 0 < cpu_seconds[0] < cpu_seconds[-1]
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.3
     validations = _log(output, "validation")
     assert [entry["step"] for entry in validations] == [10, 20, 30, 40]

@@ -928,7 +928,13 @@ class RunLogger:
             "samples_per_second": samples / max(seconds, 1e-9),
             "skipped_steps": progress.skipped_steps,
         }
-        self.event("step", step=progress.step, epoch=progress.epoch, **scalars)
+        self.event(
+            "step",
+            step=progress.step,
+            epoch=progress.epoch,
+            cpu_seconds=time.process_time(),  # this process, all threads, since it started
+            **scalars,
+        )
         if self.bar is not None:
             self.bar.set_postfix(
                 loss=f"{outcome.loss:.3f}", sps=f"{scalars['samples_per_second']:.0f}"
