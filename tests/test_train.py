@@ -19,11 +19,12 @@ import waveglow
 from conftest import NVIDIA_CONFIG, TINY, TINY_DATA, make_tiny
 from corpus import make_folder_corpus, tiny_config
 from waveglow import train as train_module
-from waveglow.config import Config, ConfigError, load_config
+from waveglow.config import Config, ConfigError, TrainConfig, load_config
 from waveglow.train import (
     TrainingError,
     apply_overrides,
     checkpoints_in,
+    learning_rate_at,
     setup,
     setup_distributed,
     train,
@@ -205,6 +206,20 @@ def test_resume_applies_a_changed_learning_rate(corpus, tmp_path):
     assert note["step"] == 3 and "0.001" in note["message"] and "0.00025" in note["message"]
     rates = {entry["step"]: entry["learning_rate"] for entry in _log(output, "step")}
     assert rates[3] == 1e-3 and rates[4] == 2.5e-4
+
+
+def test_learning_rate_schedule_steps_down_and_survives_a_resume(corpus, tmp_path):
+    assert learning_rate_at(TrainConfig(learning_rate=1e-3), 10**6) == 1e-3  # NVIDIA: constant
+    schedule = {"learning_rate": 1e-3, "lr_decay_every": 2, "lr_decay": 0.5}
+    output = tmp_path / "run"
+    fields = {"iters_per_checkpoint": 3, **schedule}
+    train(_config(corpus, output, max_iters=3, **fields), progress_bar=False)
+    train(_config(corpus, output, max_iters=5, **fields), resume=True, progress_bar=False)
+    rates = [entry["learning_rate"] for entry in _log(output, "step")]
+    assert rates == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4], rel=1e-12)
+    assert not _log(output, "note")  # same config: the resume changed nothing
+    with pytest.raises(ConfigError, match="lr_decay"):
+        TrainConfig(lr_decay=0)
 
 
 def test_gradient_accumulation_equals_the_large_batch(corpus, tmp_path):

@@ -156,6 +156,8 @@ class TrainConfig:
     min_duration: float = 0.0
     skip_silent: bool = False
     cache_directory: str = ""
+    lr_decay_every: int = 0  # multiply the learning rate by lr_decay every N steps; 0: constant
+    lr_decay: float = 0.5
 
     def __post_init__(self) -> None:
         _require(
@@ -168,6 +170,8 @@ class TrainConfig:
         )
         _require(self.batch_size >= 1, "train_config.batch_size must be >= 1")
         _require(self.learning_rate > 0, "train_config.learning_rate must be > 0")
+        _require(self.lr_decay_every >= 0, "train_config.lr_decay_every must be >= 0")
+        _require(0 < self.lr_decay <= 1, "train_config.lr_decay must be in (0, 1]")
         _require(self.sigma > 0, "train_config.sigma must be > 0")
         _require(self.iters_per_checkpoint >= 1, "train_config.iters_per_checkpoint must be >= 1")
         _require(self.iters_per_validation >= 1, "train_config.iters_per_validation must be >= 1")

@@ -501,6 +501,9 @@ class StepOutcome:
 def train_step(trainer: Trainer, batches: Sequence[Batch], stop: StopRequest) -> StepOutcome:
     """One optimizer step over ``batches`` (gradient accumulation); skips non-finite steps."""
     started = time.perf_counter()
+    rate = learning_rate_at(trainer.train_config, trainer.progress.step)
+    for group in trainer.optimizer.param_groups:
+        group["lr"] = rate
     trainer.optimizer.zero_grad(set_to_none=True)
     loss = torch.zeros((), device=trainer.distributed.device)
     for index, batch in enumerate(batches):
@@ -523,6 +526,14 @@ def train_step(trainer: Trainer, batches: Sequence[Batch], stop: StopRequest) ->
         time.perf_counter() - started,
         signal_name,
     )
+
+
+def learning_rate_at(config: TrainConfig, step: int) -> float:
+    """The rate of the step after ``step`` finished ones: ``learning_rate``, times ``lr_decay``
+    after every ``lr_decay_every`` steps (constant when that is 0, as in NVIDIA's training)."""
+    if config.lr_decay_every == 0:
+        return config.learning_rate
+    return config.learning_rate * config.lr_decay ** (step // config.lr_decay_every)
 
 
 def _backward(trainer: Trainer, batch: Batch, last: bool, parts: int) -> torch.Tensor:
@@ -747,28 +758,25 @@ def restore(trainer: Trainer, path: Path) -> None:
     progress = Progress(**training["progress"])
     progress.bad_in_a_row = 0
     trainer.progress = progress
-    _apply_learning_rate(trainer, Path(path))
+    _note_changed_learning_rate(trainer, Path(path))
     rank_states = training["rng"]
     if trainer.distributed.rank < len(rank_states):
         _set_rng_state(rank_states[trainer.distributed.rank])
     trainer.last_checkpoint = Path(path)
 
 
-def _apply_learning_rate(trainer: Trainer, path: Path) -> None:
-    """The configured learning rate wins over the one saved in the optimizer state.
-
-    A resume reads the run's own config.json, so the rate changes only when asked to
-    (``--set train_config.learning_rate=...``): the way to decay it between sessions.
-    """
-    wanted = trainer.config.train_config.learning_rate
+def _note_changed_learning_rate(trainer: Trainer, path: Path) -> None:
+    """Log a resume whose learning rate differs from the checkpoint's. Every step sets the rate
+    from the config (:func:`learning_rate_at`), and a resume reads the run's own config.json, so
+    it changes only when asked to: ``--set train.learning_rate=...`` decays it by hand."""
     saved = trainer.optimizer.param_groups[0]["lr"]
-    if saved == wanted:
+    step = trainer.progress.step
+    if saved == learning_rate_at(trainer.train_config, max(step - 1, 0)):
         return
-    for group in trainer.optimizer.param_groups:
-        group["lr"] = wanted
+    wanted = learning_rate_at(trainer.train_config, step)
     trainer.logger.event(
         "note",
-        step=trainer.progress.step,
+        step=step,
         message=f"learning rate {saved:g} (saved in {path.name}) -> {wanted:g} (config)",
     )
 
