@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
 import pytest
 import torch
 
@@ -76,3 +81,13 @@ def tiny_model() -> WaveGlow:
 def _few_threads():
     torch.set_num_threads(1)
     yield
+
+
+def load_recipe(name: str) -> ModuleType:
+    """``recipes/<name>.py`` imported from its path (the recipes are scripts, not a package)."""
+    path = Path(__file__).resolve().parents[1] / "recipes" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module

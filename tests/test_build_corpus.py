@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
 import soundfile
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "build_corpus.py"
-
-
-def load_recipe():  # noqa: ANN201 - a module loaded from a path
-    spec = importlib.util.spec_from_file_location("build_corpus", RECIPE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_recipe
 
 
 def test_normalize_text_spells_numbers_and_keys():
-    recipe = load_recipe()
+    recipe = load_recipe("build_corpus")
     assert recipe.normalize_text("Press 1, then #.") == "Press one, then pound."
     assert recipe.normalize_text("Hang up. (simple tone sound plays)") == "Hang up."
     assert recipe.normalize_text("at [@]") == "at"
@@ -34,7 +23,7 @@ def test_normalize_text_spells_numbers_and_keys():
 
 
 def test_missing_package_names_the_apt_command(monkeypatch, tmp_path):
-    recipe = load_recipe()
+    recipe = load_recipe("build_corpus")
     monkeypatch.setattr(recipe.shutil, "which", lambda name: None)
     with pytest.raises(recipe.CorpusError, match=r"apt-get install -y espeak-ng"):
         recipe.build_corpus(tmp_path / "corpus", ["espeak"], progress=False)
@@ -46,7 +35,7 @@ def test_missing_package_names_the_apt_command(monkeypatch, tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 def test_espeak_mini_corpus(tmp_path):
-    recipe = load_recipe()
+    recipe = load_recipe("build_corpus")
     sentences = recipe.SENTENCES[:3]
     output = tmp_path / "corpus"
     clips = recipe.build_corpus(output, ["espeak"], sentences, ["en-us"], progress=False)

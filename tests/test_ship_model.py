@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
 import waveglow
-from conftest import make_tiny
-
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ship_model.py"
-
-
-def load_recipe():  # noqa: ANN201 - a module loaded from a path
-    spec = importlib.util.spec_from_file_location("ship_model", RECIPE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_recipe, make_tiny
 
 
 def write_log(path: Path, events: list[dict]) -> Path:
@@ -30,7 +18,7 @@ def write_log(path: Path, events: list[dict]) -> Path:
 
 
 def test_ship_writes_fp16_weights_that_synthesise_like_the_checkpoint(tmp_path, capsys):
-    recipe = load_recipe()
+    recipe = load_recipe("ship_model")
     model = make_tiny(seed=3)
     checkpoint = waveglow.save(model, tmp_path / "best.pt")
     destination = tmp_path / "demo.safetensors"
@@ -52,7 +40,7 @@ def test_ship_writes_fp16_weights_that_synthesise_like_the_checkpoint(tmp_path, 
 
 
 def test_costs_sum_each_restart_and_count_the_unmeasured(tmp_path):
-    recipe = load_recipe()
+    recipe = load_recipe("ship_model")
     log = write_log(
         tmp_path / "log.jsonl",
         [
@@ -72,7 +60,7 @@ def test_costs_sum_each_restart_and_count_the_unmeasured(tmp_path):
 
 
 def test_curve_averages_the_training_losses_between_validations(tmp_path, capsys):
-    recipe = load_recipe()
+    recipe = load_recipe("ship_model")
     log = write_log(
         tmp_path / "log.jsonl",
         [
