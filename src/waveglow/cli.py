@@ -608,6 +608,14 @@ Concurrent requests are batched on one worker; SIGTERM finishes the requests in 
         help="synthesis and streaming unit in mel frames (default: %(default)s, about 1.5 s)",
     )
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        metavar="N",
+        help="torch threads of the synthesis worker; 1 makes a batched request bit-exact with "
+        "the same request alone (default: 0, torch's choice)",
+    )
+    parser.add_argument(
         "--debug-batch-delay", type=_non_negative, default=0.0, help=argparse.SUPPRESS
     )
     parser.set_defaults(handler=_run_serve)
