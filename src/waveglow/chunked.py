@@ -2,7 +2,8 @@
 
 One output step depends on the latent and the mel within a fixed receptive field: every WN reaches
 ``sum_i (k - 1) / 2 * 2^i`` steps of T_G to each side and the inverse flow stacks ``n_flows`` of them;
-the upsampler adds ``(filter_length - 1) // hop`` frames to the left. A chunk of output frames
+the upsampler adds ``(filter_length - 1) // hop`` frames to the left, frame-rate conditioning one
+frame to the right (:attr:`WaveGlow.conditioning_reach`). A chunk of output frames
 [a, b) is therefore synthesised from the window [a - context, b + context) (clipped to the mel) with
 :meth:`WaveGlow.inverse` -- the one inverse-flow implementation -- and cut back to [a, b): away from
 the window's artificial edges every value is computed from exactly the same inputs as in a
@@ -111,11 +112,12 @@ def infer_chunks(
         )
     seed = draw_seed(generator) if z is None else 0
     context = context_frames(model.config, model.data_config)
-    left_frames = (model.data_config.filter_length - 1) // hop
+    left_frames, right_frames = model.conditioning_reach
     for start in range(0, frames, chunk_frames):
         end = min(frames, start + chunk_frames)
         window_start, window_end = max(0, start - context), min(frames, end + context)
         mel_start = max(0, window_start - left_frames)
+        mel_end = min(frames, window_end + right_frames)
         if z is None:
             z_window = block_noise(
                 seed, (batch, group), window_start, window_end, hop, sigma, mel.dtype
@@ -124,8 +126,8 @@ def infer_chunks(
             z_window = z[:, :, window_start * steps_per_frame : window_end * steps_per_frame]
         with torch.no_grad():
             mel_groups = model.condition(
-                mel[:, :, mel_start:window_end], (window_end - mel_start) * hop
-            )  # (B, M*G, window + left steps)
+                mel[:, :, mel_start:mel_end], (window_end - mel_start) * hop
+            )  # (B, M*G or M, window + left steps)
             mel_groups = mel_groups[:, :, (window_start - mel_start) * steps_per_frame :]
             audio = model.inverse(mel_groups, z_window.to(mel.dtype), precision)  # (B, G, T_G)
         keep = audio[:, :, (start - window_start) * steps_per_frame :][

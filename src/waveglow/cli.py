@@ -236,6 +236,7 @@ def _add_info_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_info(args: argparse.Namespace) -> int:
     from .convert import read_checkpoint
+    from .model import multiply_adds_per_sample
 
     checkpoint = read_checkpoint(args.checkpoint)
     tensors = [value for value in checkpoint.state_dict.values() if hasattr(value, "numel")]
@@ -244,6 +245,9 @@ def _run_info(args: argparse.Namespace) -> int:
     print(f"layout:      {checkpoint.layout}")
     print(f"parameters:  {sum(tensor.numel() for tensor in tensors):,}")
     print(f"weight norm: {'yes' if weight_norm else 'no (folded)'}")
+    config = checkpoint.config
+    madds = multiply_adds_per_sample(config.waveglow_config, config.data_config)
+    print(f"compute:     {madds / 1e3:,.1f} k multiply-adds per output sample")
     if checkpoint.extra:
         print(f"extra:       {', '.join(sorted(map(str, checkpoint.extra)))}")
     print("config:")

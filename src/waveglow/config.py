@@ -21,6 +21,9 @@ class ConfigError(ValueError):
     """A configuration that cannot describe a WaveGlow (bad value or unknown key)."""
 
 
+MEL_UPSAMPLINGS = ("transposed_conv", "linear", "nearest")
+
+
 @dataclass(frozen=True)
 class WNConfig:
     """The WaveNet-like network that computes each coupling layer's shift and log-scale."""
@@ -53,6 +56,11 @@ class WaveGlowConfig:
     # k % 2 == 1 conditions its WN on the second half of the channels and transforms the first.
     # Set for checkpoints of that code (the converter does it); no weights can express it.
     swap_odd_couplings: bool = False
+    # How the mel reaches the WNs. "transposed_conv": NVIDIA's learned ConvTranspose1d upsampler to
+    # the sample rate, folded into M*G conditioning channels. "linear" / "nearest": no upsampler;
+    # the M mel bins are interpolated from the frames to the grouped steps (frame f is centred on
+    # sample f*hop, as the Tacotron 2 STFT centres it), so each WN's cond_layer takes M channels.
+    mel_upsampling: str = "transposed_conv"
 
     def __post_init__(self) -> None:
         if isinstance(self.WN_config, Mapping):
@@ -68,6 +76,11 @@ class WaveGlowConfig:
             isinstance(self.swap_odd_couplings, bool),
             f"swap_odd_couplings must be true or false, got {self.swap_odd_couplings!r}",
         )
+        _require(
+            self.mel_upsampling in MEL_UPSAMPLINGS,
+            f"mel_upsampling must be one of {', '.join(MEL_UPSAMPLINGS)}, "
+            f"got {self.mel_upsampling!r}",
+        )
         channels = self.n_group
         for k in range(self.n_flows):
             if self.emits_early(k):
@@ -77,6 +90,16 @@ class WaveGlowConfig:
                 f"flow {k} would see {channels} channels: n_group, n_early_size and n_early_every "
                 "must leave an even number >= 2 channels at every flow",
             )
+
+    @property
+    def has_upsampler(self) -> bool:
+        """True for NVIDIA's layout: a learned ConvTranspose1d brings the mel to the sample rate."""
+        return self.mel_upsampling == "transposed_conv"
+
+    @property
+    def conditioning_channels(self) -> int:
+        """Input channels of every WN's cond_layer: M*G with the upsampler, M at frame rate."""
+        return self.n_mel_channels * (self.n_group if self.has_upsampler else 1)
 
     def emits_early(self, flow: int) -> bool:
         """True when the forward pass emits ``n_early_size`` channels just before flow ``flow``."""
@@ -219,11 +242,14 @@ class Config:
         return _from_mapping(cls, data, "config")
 
     def to_dict(self) -> dict[str, Any]:
-        """The config as NVIDIA's sections; ``swap_odd_couplings`` only when set, so that the
-        ``waveglow_config`` of any other model stays exactly NVIDIA's (its code takes no more)."""
+        """The config as NVIDIA's sections; ``swap_odd_couplings`` and ``mel_upsampling`` only when
+        not NVIDIA's, so that the ``waveglow_config`` of any other model stays exactly NVIDIA's
+        (its code takes no more)."""
         data = dataclasses.asdict(self)
         if not self.waveglow_config.swap_odd_couplings:
             del data["waveglow_config"]["swap_odd_couplings"]
+        if self.waveglow_config.has_upsampler:
+            del data["waveglow_config"]["mel_upsampling"]
         return data
 
     def replace(self, **sections: Any) -> Config:

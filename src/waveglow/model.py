@@ -7,6 +7,7 @@ Shape legend (used in the trailing comments of every reshape):
     T    audio samples (T = F * hop at inference)
     G    group size (n_group): audio is folded into G channels of T_G = T / G steps
     C_k  audio channels that flow k transforms (G minus the early outputs emitted before it)
+    S    grouped steps per mel frame (hop / G)
 
 The forward pass maps audio to z (for the likelihood); :meth:`WaveGlow.inverse` is the single
 implementation of the inverse flow, used by :meth:`WaveGlow.infer` and by every faster path.
@@ -39,12 +40,13 @@ class WaveGlow(nn.Module):
         Config(waveglow_config=config, data_config=data_config)  # validates the pair
         self.config = config
         self.data_config = data_config
-        mel_bins, group = config.n_mel_channels, config.n_group
-        self.upsample = nn.ConvTranspose1d(
-            mel_bins, mel_bins, data_config.filter_length, stride=data_config.hop_length
-        )
+        mel_bins = config.n_mel_channels
+        if config.has_upsampler:
+            self.upsample = nn.ConvTranspose1d(
+                mel_bins, mel_bins, data_config.filter_length, stride=data_config.hop_length
+            )
         self.WN = nn.ModuleList(
-            WN(config.channels_at(k) // 2, mel_bins * group, config.WN_config)
+            WN(config.channels_at(k) // 2, config.conditioning_channels, config.WN_config)
             for k in range(config.n_flows)
         )
         self.convinv = nn.ModuleList(
@@ -63,21 +65,69 @@ class WaveGlow(nn.Module):
         return Config(waveglow_config=self.config, data_config=self.data_config)
 
     # ------------------------------------------------------------------ conditioning
-    def condition(self, mel: torch.Tensor, length: int) -> torch.Tensor:
-        """Upsample the mel to ``length`` samples and fold it into groups: (B, M*G, length/G)."""
-        batch, mel_bins, frames = mel.shape
-        group = self.n_group
-        upsampled = self.upsample(mel)  # (B, M, (F-1)*hop + filter_length)
-        if upsampled.size(2) < length:
+    @property
+    def conditioning_reach(self) -> tuple[int, int]:
+        """Mel frames (before, after) a frame's own that its conditioning reads.
+
+        The upsampler's taps reach ``(filter_length - 1) // hop`` frames back; linear interpolation
+        reads the next frame; nearest-frame conditioning reads up to the next frame.
+        """
+        if self.config.has_upsampler:
+            return (self.data_config.filter_length - 1) // self.hop_length, 0
+        return 0, 1
+
+    def condition(
+        self, mel: torch.Tensor, length: int, lengths: Sequence[int] | None = None
+    ) -> torch.Tensor:
+        """The mel at the grouped steps: (B, M*G, length/G) upsampled, or (B, M, length/G) at
+        frame rate. ``lengths`` (frames per item of a padded batch) keeps each item's
+        interpolation inside its own frames, as when it is alone."""
+        frames = mel.size(2)
+        covered = (
+            (frames - 1) * self.hop_length + self.data_config.filter_length
+            if self.config.has_upsampler
+            else frames * self.hop_length
+        )
+        if covered < length:
             raise ValueError(
-                f"the mel's {frames} frames cover {upsampled.size(2)} samples, "
+                f"the mel's {frames} frames cover {covered} samples, "
                 f"fewer than the {length} asked for"
             )
-        upsampled = upsampled[:, :, :length]  # (B, M, T)
+        if self.config.has_upsampler:
+            return self._upsample_groups(mel, length)
+        return self._interpolate_frames(mel, length, lengths)
+
+    def _upsample_groups(self, mel: torch.Tensor, length: int) -> torch.Tensor:
+        """NVIDIA's conditioning: ConvTranspose1d to the samples, folded into groups."""
+        batch, mel_bins, _ = mel.shape
+        group = self.n_group
+        upsampled = self.upsample(mel)[:, :, :length]  # (B, M, T)
         grouped = upsampled.reshape(batch, mel_bins, length // group, group)  # (B, M, T_G, G)
         return grouped.transpose(2, 3).reshape(
             batch, mel_bins * group, length // group
         )  # (B, M*G, T_G)
+
+    def _interpolate_frames(
+        self, mel: torch.Tensor, length: int, lengths: Sequence[int] | None
+    ) -> torch.Tensor:
+        """Frame-rate conditioning: step j (samples jG .. jG+G-1, centre jG + (G-1)/2) mixes
+        frames f and f+1 around it, frame f being centred on sample f*hop; past the last frame
+        (of the batch, or of each item with ``lengths``) the last frame is held."""
+        batch, mel_bins, frames = mel.shape
+        steps_per_frame = self.hop_length // self.n_group
+        following = torch.cat([mel[:, :, 1:], mel[:, :, -1:]], dim=2)  # (B, M, F)
+        if lengths is not None:
+            for item, own in enumerate(lengths):
+                following[item, :, own - 1] = mel[item, :, own - 1]
+        offsets = torch.arange(steps_per_frame, device=mel.device, dtype=torch.float64)
+        weight = (offsets * self.n_group + (self.n_group - 1) / 2) / self.hop_length
+        if self.config.mel_upsampling == "nearest":
+            weight = (weight >= 0.5).double()
+        weight = weight.to(mel.dtype)  # (S,)
+        mixed = mel.unsqueeze(3) * (1 - weight) + following.unsqueeze(3) * weight  # (B, M, F, S)
+        return mixed.reshape(batch, mel_bins, frames * steps_per_frame)[
+            :, :, : length // self.n_group
+        ]  # (B, M, T_G)
 
     # ------------------------------------------------------------------ forward flow
     def forward(
@@ -179,7 +229,7 @@ class WaveGlow(nn.Module):
                 f"z has shape {tuple(z.shape)}; a mel of {frames} frames needs {shape}"
             )
         with torch.no_grad():
-            mel_groups = self.condition(mel, length)  # (B, M*G, T_G)
+            mel_groups = self.condition(mel, length, lengths)  # (B, M*G or M, T_G)
             audio = self.inverse(mel_groups, z.to(mel.dtype), precision, valid)  # (B, G, T_G)
         return audio.transpose(1, 2).reshape(batch, length)  # (B, T)
 
@@ -256,3 +306,27 @@ class WaveGlow(nn.Module):
             )
         if mel.size(2) == 0:
             raise ValueError("mel has no frames")
+
+
+def multiply_adds_per_sample(config: WaveGlowConfig, data_config: DataConfig) -> float:
+    """Multiply-adds of one synthesis (or one forward pass) per output sample: the upsampler,
+    every 1x1 convolution and every WN's convolutions (the elementwise gate, coupling and the
+    frame-rate interpolation are not counted)."""
+    wn = config.WN_config
+    channels, layers = wn.n_channels, wn.n_layers
+    mel_bins = config.n_mel_channels
+    per_step = 0
+    for k in range(config.n_flows):
+        audio_channels = config.channels_at(k)
+        half = audio_channels // 2
+        per_step += audio_channels**2  # convinv
+        per_step += half * channels + channels * 2 * half  # start, end
+        per_step += config.conditioning_channels * 2 * channels * layers  # cond_layer
+        per_step += layers * wn.kernel_size * channels * 2 * channels  # in_layers
+        per_step += (layers - 1) * channels * 2 * channels + channels * channels  # res_skip
+    upsampler = (
+        mel_bins * mel_bins * data_config.filter_length / data_config.hop_length
+        if config.has_upsampler
+        else 0.0
+    )
+    return per_step / config.n_group + upsampler

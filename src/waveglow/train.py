@@ -74,7 +74,7 @@ def apply_overrides(config: Config, overrides: Sequence[str]) -> Config:
     Values are parsed as JSON where possible (numbers, true/false, null), else kept as strings;
     nested keys work (``waveglow_config.WN_config.n_channels=256``). Unknown keys are an error.
     """
-    data = config.to_dict()
+    data = dataclasses.asdict(config)  # every field, ours included, can be set
     for override in overrides:
         key, separator, text = override.partition("=")
         if not separator or not key.strip():
