@@ -143,6 +143,12 @@ LAYOUTS = {  # name: waveglow_config, trained on 4 x 16384-sample segments
     "frame16 (n_group 16, linear)": WaveGlowConfig(
         n_group=16, WN_config=WNConfig(n_layers=4, n_channels=64), mel_upsampling="linear"
     ),
+    "squeeze128 (SqueezeWave-128S-like)": WaveGlowConfig(
+        n_group=128,
+        n_early_size=16,
+        WN_config=WNConfig(n_layers=8, n_channels=128, dilation_base=1, depthwise_separable=True),
+        mel_upsampling="linear",
+    ),
 }
 
 

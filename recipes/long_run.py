@@ -6,6 +6,7 @@ and ``progress.json`` (step, CPU-hours and wall hours across every machine, vali
 
     python recipes/long_run.py train recipes/frame16 --corpus /work/corpus --run /work/runs/frame16
     python recipes/long_run.py snapshot recipes/frame16 --run /work/runs/frame16
+    python recipes/long_run.py evaluate recipes/frame16 --run /work/runs/frame16 [--checkpoint C]
 
 ``train`` resumes the run folder where it exists (on the same machine), else starts one from
 ``state.pt`` with an exact resume (a new machine: the corpus is rebuilt by
@@ -13,6 +14,9 @@ and ``progress.json`` (step, CPU-hours and wall hours across every machine, vali
 ``nohup nice -n 19 ... &`` and stop it with SIGINT or SIGTERM (a checkpoint is saved).
 ``snapshot`` copies the run's newest checkpoint into the recipe and updates ``progress.json``;
 commit both to carry the run to the next machine (the file is replaced in place, not added).
+``evaluate`` scores a checkpoint (default: the newest) on the corpus's held-out prompts with
+``waveglow.evaluate`` (sigma 0.6, seed 0) and records the means in ``progress.json`` with the
+step and the CPU-hours the run had spent when it wrote that checkpoint.
 """
 
 from __future__ import annotations
@@ -85,6 +89,7 @@ def snapshot(recipe: Path, run: Path) -> dict[str, Any]:
     curve = {int(step): loss for step, loss in earlier + validation_curve(log)}
     step = int(newest.stem.rsplit("_", 1)[-1])
     progress = {
+        **read_json(recipe / PROGRESS, {}),
         "step": step,
         "cpu_hours": round(origin["cpu_hours"] + training_cpu_hours(log)[0], 3),
         "wall_hours": round(origin["wall_hours"] + training_hours(log), 3),
@@ -95,15 +100,64 @@ def snapshot(recipe: Path, run: Path) -> dict[str, Any]:
     return progress
 
 
+def cpu_hours_at(run: Path, step: int) -> float:
+    """CPU-hours spent up to ``step``: the origin's plus each (re)start's last ``cpu_seconds``
+    logged at or before ``step``."""
+    origin = read_json(run / ORIGIN, {"cpu_hours": 0.0})["cpu_hours"]
+    segments: list[float] = []
+    for line in (run / "log.jsonl").read_text().splitlines():
+        event = json.loads(line)
+        if event["event"] == "start":
+            segments.append(0.0)
+        elif event["event"] == "step" and event["step"] <= step and segments:
+            segments[-1] = event.get("cpu_seconds", segments[-1])
+    return origin + sum(segments) / 3600
+
+
+def evaluate_checkpoint(recipe: Path, run: Path, corpus: Path, checkpoint: Path | None) -> dict:
+    """Held-out means of ``checkpoint`` (default: the run's newest), kept in progress.json."""
+    import waveglow
+    from waveglow.evaluate import evaluate
+
+    checkpoint = checkpoint or checkpoints_in(run)[-1]
+    step = int(checkpoint.stem.rsplit("_", 1)[-1])
+    heldout = [
+        corpus / line.split("|")[0]
+        for line in (corpus / "heldout.txt").read_text().split("\n")
+        if line
+    ]
+    report = evaluate(
+        waveglow.load(checkpoint),
+        heldout,
+        run / f"eval_{step}",
+        baseline="none",
+        dnsmos=False,
+        plots=False,
+    )
+    means = report.means()["waveglow"]
+    row = {"step": step, "cpu_hours": round(cpu_hours_at(run, step), 3)}
+    row.update({name: round(value, 4) for name, value in means.items()})
+    progress = read_json(recipe / PROGRESS, {})
+    rows = [r for r in progress.get("evaluations", []) if r["step"] != step]
+    progress["evaluations"] = sorted([*rows, row], key=lambda r: r["step"])
+    (recipe / PROGRESS).write_text(json.dumps(progress, indent=1) + "\n")
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("action", choices=["train", "snapshot"])
+    parser.add_argument("action", choices=["train", "snapshot", "evaluate"])
     parser.add_argument("recipe", type=Path, help="the recipe folder (config.json, state.pt)")
     parser.add_argument("--run", type=Path, required=True, help="the run folder (outside git)")
     parser.add_argument("--corpus", type=Path, default=Path("/work/corpus"))
+    parser.add_argument("--checkpoint", type=Path, help="evaluate: this checkpoint")
     args = parser.parse_args()
+    if args.action == "evaluate":
+        row = evaluate_checkpoint(args.recipe, args.run, args.corpus, args.checkpoint)
+        print(json.dumps(row))
+        return
     if args.action == "snapshot":
         progress = snapshot(args.recipe, args.run)
         print(json.dumps({k: v for k, v in progress.items() if k != "validation"}))

@@ -1,5 +1,6 @@
-"""Frame-rate conditioning (``mel_upsampling`` "linear" / "nearest"): the same flow, the same
-single inverse, and every property NVIDIA's layout has: exact inversion, the log-determinant
+"""Cheaper layouts of the same flow: frame-rate conditioning (``mel_upsampling`` "linear" /
+"nearest") and SqueezeWave's WN (``depthwise_separable``, ``dilation_base``), with the same single
+inverse and every property NVIDIA's layout has: exact inversion, the log-determinant
 against autograd, GEMM = convolutions, chunked = whole, padded batch = each item alone, export."""
 
 from __future__ import annotations
@@ -12,11 +13,18 @@ import torch
 from conftest import TINY, TINY_DATA, make_tiny
 from waveglow import Config, WaveGlow, WaveGlowConfig, load, save
 from waveglow.config import ConfigError
+from waveglow.model import multiply_adds_per_sample
 
 LAYOUTS = {
     "linear": dataclasses.replace(TINY, mel_upsampling="linear"),
     "nearest": dataclasses.replace(TINY, mel_upsampling="nearest"),
     "linear-g8": dataclasses.replace(TINY, mel_upsampling="linear", n_group=8),
+    "squeeze": dataclasses.replace(  # SqueezeWave-like: a step is half a frame, separable WN
+        TINY,
+        mel_upsampling="linear",
+        n_group=8,
+        WN_config=dataclasses.replace(TINY.WN_config, depthwise_separable=True, dilation_base=1),
+    ),
 }
 HOP = TINY_DATA.hop_length
 
@@ -44,6 +52,10 @@ def test_no_upsampler_and_cond_layers_take_the_mel_bins(layout):
     names = model.state_dict().keys()
     assert not any(name.startswith("upsample.") for name in names)
     assert model.WN[0].cond_layer.weight_v.shape[1] == layout.n_mel_channels
+    wn = layout.WN_config
+    assert [layer.dilation for layer in model.WN[0].in_layers] == [
+        wn.dilation_base**i for i in range(wn.n_layers)
+    ]
     nvidia = make_tiny()
     assert nvidia.WN[0].cond_layer.weight_v.shape[1] == TINY.n_mel_channels * TINY.n_group
 
@@ -173,10 +185,12 @@ def test_checkpoint_round_trip_keeps_the_layout(layout, tmp_path):
 
 
 def test_config_dict_names_the_layout_only_when_it_is_not_nvidias():
-    assert (
-        "mel_upsampling"
-        not in Config(waveglow_config=TINY, data_config=TINY_DATA).to_dict()["waveglow_config"]
-    )
+    nvidia = Config(waveglow_config=TINY, data_config=TINY_DATA).to_dict()["waveglow_config"]
+    assert "mel_upsampling" not in nvidia
+    assert set(nvidia["WN_config"]) == {"n_layers", "n_channels", "kernel_size"}
+    squeeze = Config(waveglow_config=LAYOUTS["squeeze"], data_config=TINY_DATA).to_dict()
+    assert squeeze["waveglow_config"]["WN_config"]["depthwise_separable"] is True
+    assert Config.from_dict(squeeze).waveglow_config == LAYOUTS["squeeze"]
     data = Config(waveglow_config=LAYOUTS["linear"], data_config=TINY_DATA).to_dict()
     assert data["waveglow_config"]["mel_upsampling"] == "linear"
     assert Config.from_dict(data).waveglow_config == LAYOUTS["linear"]
@@ -188,8 +202,6 @@ def test_config_dict_names_the_layout_only_when_it_is_not_nvidias():
 def test_multiply_adds_per_sample_is_what_the_modules_compute(name):
     from torch.utils.flop_counter import FlopCounterMode
 
-    from waveglow.model import multiply_adds_per_sample
-
     config = TINY if name == "nvidia" else LAYOUTS[name]
     model = make_tiny(config=config).remove_weight_norm()
     frames = 10
@@ -198,3 +210,19 @@ def test_multiply_adds_per_sample_is_what_the_modules_compute(name):
         model.infer(mel.float(), precision=None)
     counted = counter.get_total_flops() / 2 / (frames * HOP)  # a multiply-add is 2 flops
     assert multiply_adds_per_sample(config, TINY_DATA) == pytest.approx(counted, rel=1e-9)
+
+
+def test_separable_in_layers_have_squeezewaves_parameters_and_dense_equivalent():
+    config = LAYOUTS["squeeze"]
+    model = make_tiny(config=config, dtype=torch.float64)
+    channels, taps = config.WN_config.n_channels, config.WN_config.kernel_size
+    layer = model.WN[0].in_layers[0]
+    assert layer.depthwise.weight_v.shape == (channels, 1, taps)
+    assert layer.pointwise.weight_v.shape == (2 * channels, channels, 1)
+    x = torch.randn(2, channels, 11, dtype=torch.float64)
+    dense = torch.nn.functional.conv1d(x, layer.weight, layer.bias, padding=taps // 2)
+    torch.testing.assert_close(layer(x), dense, rtol=1e-12, atol=1e-12)
+    nvidia_macs = multiply_adds_per_sample(
+        dataclasses.replace(config, WN_config=TINY.WN_config), TINY_DATA
+    )
+    assert multiply_adds_per_sample(config, TINY_DATA) < nvidia_macs

@@ -65,3 +65,11 @@ def test_without_a_state_the_run_starts_afresh(tmp_path):
     command = long_run.train_command(recipe, tmp_path / "corpus", tmp_path / "run")
     assert "--resume" not in command
     assert json.loads((tmp_path / "run" / long_run.ORIGIN).read_text())["cpu_hours"] == 0.0
+
+
+def test_cpu_hours_at_a_step_count_only_the_steps_before_it(tmp_path):
+    run = tmp_path / "run"
+    _fake_run(run)
+    (run / long_run.ORIGIN).write_text(json.dumps({"cpu_hours": 0.5}))
+    assert long_run.cpu_hours_at(run, 200) == 0.5 + 1.0  # the second start's steps come later
+    assert long_run.cpu_hours_at(run, 400) == 0.5 + 1.5

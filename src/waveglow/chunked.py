@@ -1,7 +1,7 @@
 """Synthesis of any length in bounded memory: mel chunks with enough context to be exact.
 
 One output step depends on the latent and the mel within a fixed receptive field: every WN reaches
-``sum_i (k - 1) / 2 * 2^i`` steps of T_G to each side and the inverse flow stacks ``n_flows`` of them;
+``sum_i (k - 1) / 2 * dilation_base^i`` steps of T_G to each side and the inverse flow stacks ``n_flows`` of them;
 the upsampler adds ``(filter_length - 1) // hop`` frames to the left, frame-rate conditioning one
 frame to the right (:attr:`WaveGlow.conditioning_reach`). A chunk of output frames
 [a, b) is therefore synthesised from the window [a - context, b + context) (clipped to the mel) with
@@ -39,7 +39,7 @@ _SEED_MIX = 0x9E3779B97F4A7C15
 def receptive_field_steps(config: WaveGlowConfig) -> int:
     """How many T_G steps to each side one output step of the inverse flow depends on."""
     wn = config.WN_config
-    per_wn = sum((wn.kernel_size - 1) // 2 * 2**i for i in range(wn.n_layers))
+    per_wn = sum((wn.kernel_size - 1) // 2 * wn.dilation_base**i for i in range(wn.n_layers))
     return config.n_flows * per_wn
 
 

@@ -31,9 +31,22 @@ class WNConfig:
     n_layers: int = 8
     n_channels: int = 256
     kernel_size: int = 3
+    # ---- ours (NVIDIA's config.json never has them; the defaults are glow.py's WN)
+    dilation_base: int = 2  # layer i dilates by dilation_base**i; 1: undilated (SqueezeWave)
+    # SqueezeWave's in_layers: a depthwise k-tap convolution (C -> C) then a pointwise one
+    # (C -> 2C), k*C + 2*C*C multiply-adds a step where glow.py's dense taps take 2*k*C*C
+    depthwise_separable: bool = False
 
     def __post_init__(self) -> None:
         _require(self.n_layers >= 1, "WN_config.n_layers must be >= 1")
+        _require(
+            isinstance(self.dilation_base, int) and self.dilation_base >= 1,
+            "WN_config.dilation_base must be an integer >= 1",
+        )
+        _require(
+            isinstance(self.depthwise_separable, bool),
+            "WN_config.depthwise_separable must be true or false",
+        )
         _require(self.n_channels >= 1, "WN_config.n_channels must be >= 1")
         _require(
             self.kernel_size >= 1 and self.kernel_size % 2 == 1,
@@ -242,14 +255,19 @@ class Config:
         return _from_mapping(cls, data, "config")
 
     def to_dict(self) -> dict[str, Any]:
-        """The config as NVIDIA's sections; ``swap_odd_couplings`` and ``mel_upsampling`` only when
-        not NVIDIA's, so that the ``waveglow_config`` of any other model stays exactly NVIDIA's
+        """The config as NVIDIA's sections; our layout options (``swap_odd_couplings``,
+        ``mel_upsampling``, the WN's ``dilation_base`` and ``depthwise_separable``) only when not
+        NVIDIA's, so that the ``waveglow_config`` of any other model stays exactly NVIDIA's
         (its code takes no more)."""
         data = dataclasses.asdict(self)
         if not self.waveglow_config.swap_odd_couplings:
             del data["waveglow_config"]["swap_odd_couplings"]
         if self.waveglow_config.has_upsampler:
             del data["waveglow_config"]["mel_upsampling"]
+        wn = data["waveglow_config"]["WN_config"]
+        for name, nvidia in (("dilation_base", 2), ("depthwise_separable", False)):
+            if wn[name] == nvidia:
+                del wn[name]
         return data
 
     def replace(self, **sections: Any) -> Config:

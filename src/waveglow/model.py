@@ -322,7 +322,10 @@ def multiply_adds_per_sample(config: WaveGlowConfig, data_config: DataConfig) ->
         per_step += audio_channels**2  # convinv
         per_step += half * channels + channels * 2 * half  # start, end
         per_step += config.conditioning_channels * 2 * channels * layers  # cond_layer
-        per_step += layers * wn.kernel_size * channels * 2 * channels  # in_layers
+        if wn.depthwise_separable:  # in_layers: depthwise taps, then pointwise C -> 2C
+            per_step += layers * (wn.kernel_size * channels + channels * 2 * channels)
+        else:
+            per_step += layers * wn.kernel_size * channels * 2 * channels  # in_layers
         per_step += (layers - 1) * channels * 2 * channels + channels * channels  # res_skip
     upsampler = (
         mel_bins * mel_bins * data_config.filter_length / data_config.hop_length
