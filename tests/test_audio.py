@@ -223,3 +223,27 @@ def test_atomic_writes_get_the_mode_a_plain_write_would(tmp_path):
     for name in ("a.wav", "b.bin"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o640  # not mkstemp's 0o600
     assert (tmp_path / "b.bin").read_bytes() == b"data"
+
+
+def test_zip_bomb_mel_is_refused_before_expanding(tmp_path):
+    import zipfile
+
+    path = tmp_path / "bomb.pt"
+    torch.save(torch.zeros(80, 50000), path)  # 16 MB of zeros
+    with zipfile.ZipFile(path) as archive:
+        entries = [(info.filename, archive.read(info)) for info in archive.infolist()]
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries:
+            archive.writestr(name, data)
+    with pytest.raises(AudioError, match=r"bomb\.pt: .*declares 16,\d{3},\d{3} bytes"):
+        load_mel(path)
+
+
+def test_npy_header_declaring_more_than_the_file_is_refused(tmp_path):
+    path = tmp_path / "liar.npy"
+    with open(path, "wb") as handle:
+        header = {"descr": "<f4", "fortran_order": False, "shape": (80, 10**10)}
+        np.lib.format.write_array_header_1_0(handle, header)
+        handle.write(bytes(1280))  # data for 4 frames only
+    with pytest.raises(AudioError, match=r"liar\.npy: .*declares 3,200,000,000,000 bytes"):
+        load_mel(path)

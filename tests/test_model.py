@@ -329,3 +329,35 @@ def test_swap_odd_couplings_round_trips_through_the_config_dict():
     assert Config.from_dict(unswapped.to_dict()) == unswapped
     with pytest.raises(ValueError, match="swap_odd_couplings"):
         dataclasses.replace(TINY, swap_odd_couplings="yes")
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        TINY,
+        dataclasses.replace(TINY, n_early_size=0),
+        dataclasses.replace(TINY, n_flows=6, n_group=8, n_early_every=3, n_early_size=2),
+        dataclasses.replace(TINY, WN_config=WNConfig(n_layers=1, n_channels=6, kernel_size=5)),
+    ],
+    ids=["tiny", "no-early", "early-every-3", "one-layer"],
+)
+@pytest.mark.parametrize("weight_norm", [True, False], ids=["weight-norm", "folded"])
+def test_parameter_count_from_the_config_matches_the_built_model(config, weight_norm):
+    model = WaveGlow(config, TINY_DATA)
+    if not weight_norm:
+        model.remove_weight_norm()
+    built = sum(parameter.numel() for parameter in model.parameters())
+    assert WaveGlow.parameter_count(config, TINY_DATA, weight_norm) == built
+
+
+def test_parameter_count_stops_early_past_its_limit():
+    huge = dataclasses.replace(TINY, n_flows=10**9, n_early_size=0)  # every flow: hours
+    count = WaveGlow.parameter_count(huge, TINY_DATA, limit=1000)
+    assert 1000 < count < WaveGlow.parameter_count(TINY, TINY_DATA) * 2
+
+
+def test_a_config_of_many_flows_validates_without_visiting_each():
+    config = dataclasses.replace(TINY, n_flows=10**12, n_early_size=0)
+    assert config.channels_at(10**12 - 1) == TINY.n_group
+    with pytest.raises(ValueError, match="would see"):
+        dataclasses.replace(TINY, n_flows=10**12)  # early outputs exhaust the channels

@@ -7,6 +7,7 @@ mel filters, natural log of clamp(x, 1e-5). Frames = 1 + T // hop.
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 from pathlib import Path
@@ -188,10 +189,7 @@ def load_mel(path: str | Path, n_mel_channels: int = 80) -> torch.Tensor:
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: the file is empty")
     try:
-        if path.suffix == ".npy":
-            mel = torch.from_numpy(np.load(path, allow_pickle=False))
-        else:
-            mel = torch.load(path, map_location="cpu", weights_only=True)
+        mel = _read_mel_file(path)
     except Exception as error:  # noqa: BLE001 - any failure to parse is the file's fault
         raise AudioError(
             f"{path}: not a readable mel file ({type(error).__name__}: {error})"
@@ -210,6 +208,35 @@ def load_mel(path: str | Path, n_mel_channels: int = 80) -> torch.Tensor:
     if not torch.isfinite(mel).all():
         raise AudioError(f"{path}: the mel contains NaN or infinite values")
     return mel
+
+
+def _read_mel_file(path: Path) -> object:
+    """The content of a ``.npy`` or torch file, read in memory bounded by the file's size."""
+    if path.suffix == ".npy":
+        check_npy_size(path)
+        return torch.from_numpy(np.load(path, allow_pickle=False))
+    from .convert import read_torch_file  # the restricted unpickler (convert imports audio)
+
+    return read_torch_file(path)[0]
+
+
+def check_npy_size(path: str | Path) -> None:
+    """Refuse a ``.npy`` file whose header declares more data than the file holds (numpy would
+    allocate all of it before finding out)."""
+    with open(path, "rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, _, dtype = read_header(handle)
+        declared = math.prod(shape) * dtype.itemsize
+        available = os.fstat(handle.fileno()).st_size - handle.tell()
+    if declared > available:
+        raise ValueError(
+            f"its header declares {declared:,} bytes of data, the file holds {available:,}"
+        )
 
 
 def save_mel(path: str | Path, mel: torch.Tensor) -> None:

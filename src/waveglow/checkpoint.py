@@ -92,6 +92,7 @@ def load(
 def build_model(checkpoint: Checkpoint, weight_norm: bool = False, source: str = "") -> WaveGlow:
     """A WaveGlow with ``checkpoint``'s config and weights (strict: every key must match)."""
     config = checkpoint.config
+    check_size(checkpoint, source)
     model = WaveGlow(config.waveglow_config, config.data_config)
     if not weight_norm:
         model.remove_weight_norm()
@@ -105,8 +106,48 @@ def build_model(checkpoint: Checkpoint, weight_norm: bool = False, source: str =
             raise CheckpointError(
                 f"{source}: {name} has shape {tuple(tensor.shape)}, the config needs {tuple(wanted)}"
             )
+    check_finite(checkpoint.state_dict, source)  # after the shapes: each tensor is bounded
     model.load_state_dict({name: tensor.float() for name, tensor in state.items()})
     return model
+
+
+def check_size(checkpoint: Checkpoint, source: str = "") -> None:
+    """Refuse a config that declares a bigger model than the file's tensors hold, before anything
+    is built: the model's size is bounded by the file's, whatever its config claims."""
+    held = values_held(checkpoint.state_dict)
+    config = checkpoint.config
+    needed = WaveGlow.parameter_count(
+        config.waveglow_config, config.data_config, weight_norm=False, limit=held
+    )
+    if needed > held:
+        raise CheckpointError(
+            f"{source}: its config declares a WaveGlow of at least {needed:,} values, but the "
+            f"file holds only {held:,}: the config does not describe these weights"
+        )
+
+
+def values_held(state: Mapping[str, Any]) -> int:
+    """How many tensor values ``state`` really stores: each storage counted once, and a tensor
+    (a view, a stride-0 broadcast) never counted for more than its storage holds."""
+    storages: dict[tuple[int, int], int] = {}
+    for tensor in state.values():
+        if isinstance(tensor, torch.Tensor):
+            storage = tensor.untyped_storage()
+            key = (storage.data_ptr(), storage.nbytes())
+            held = min(tensor.numel(), storage.nbytes() // tensor.element_size())
+            storages[key] = max(storages.get(key, 0), held)
+    return sum(storages.values())
+
+
+def check_finite(state: Mapping[str, torch.Tensor], source: str = "") -> None:
+    """Refuse weights with NaN or infinite values (they synthesise silence or noise), naming the
+    first such tensor."""
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(
+                f"{source}: {name} holds NaN or infinite values: the weights are corrupt "
+                "(saved from a diverged training?)"
+            )
 
 
 def read_ours(path: Path, payload: Mapping[str, Any] | None) -> Checkpoint:

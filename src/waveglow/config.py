@@ -68,15 +68,14 @@ class WaveGlowConfig:
             isinstance(self.swap_odd_couplings, bool),
             f"swap_odd_couplings must be true or false, got {self.swap_odd_couplings!r}",
         )
-        channels = self.n_group
-        for k in range(self.n_flows):
-            if self.emits_early(k):
-                channels -= self.n_early_size
-            _require(
-                channels >= 2 and channels % 2 == 0,
-                f"flow {k} would see {channels} channels: n_group, n_early_size and n_early_every "
-                "must leave an even number >= 2 channels at every flow",
-            )
+        # the channels only shrink at early outputs, so the last flow's count decides (no loop:
+        # a file may declare any n_flows)
+        last = self.channels_at(self.n_flows - 1)
+        _require(
+            last >= 2 and (self.n_early_size % 2 == 0 or last == self.n_group),
+            f"flow {self.n_flows - 1} would see {last} channels: n_group, n_early_size and "
+            "n_early_every must leave an even number >= 2 channels at every flow",
+        )
 
     def emits_early(self, flow: int) -> bool:
         """True when the forward pass emits ``n_early_size`` channels just before flow ``flow``."""
@@ -88,7 +87,7 @@ class WaveGlowConfig:
 
     def channels_at(self, flow: int) -> int:
         """Number of audio channels that flow ``flow`` transforms."""
-        return self.n_group - self.n_early_size * sum(self.emits_early(k) for k in range(flow + 1))
+        return self.n_group - self.n_early_size * (flow // self.n_early_every)
 
 
 @dataclass(frozen=True)

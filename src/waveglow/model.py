@@ -51,6 +51,30 @@ class WaveGlow(nn.Module):
             Invertible1x1Conv(config.channels_at(k)) for k in range(config.n_flows)
         )
 
+    @staticmethod
+    def parameter_count(
+        config: WaveGlowConfig,
+        data_config: DataConfig,
+        weight_norm: bool = True,
+        limit: int | None = None,
+    ) -> int:
+        """The values a WaveGlow of ``config`` holds, from the config alone (nothing is built).
+
+        Follows :meth:`__init__` module by module. With ``limit``, the count stops as soon as it
+        exceeds ``limit`` (a file may declare any number of flows) and returns what it has so far.
+        """
+        mel_bins, group = config.n_mel_channels, config.n_group
+        total = mel_bins * mel_bins * data_config.filter_length + mel_bins  # upsample
+        for k in range(config.n_flows):
+            if limit is not None and total > limit:
+                break
+            channels = config.channels_at(k)
+            total += WN.parameter_count(
+                channels // 2, mel_bins * group, config.WN_config, weight_norm
+            )
+            total += Invertible1x1Conv.parameter_count(channels)
+        return total
+
     @property
     def hop_length(self) -> int:
         return self.data_config.hop_length

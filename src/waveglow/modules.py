@@ -47,6 +47,13 @@ class WeightNormConv1d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv1d(x, self.weight, self.bias, padding=self.padding, dilation=self.dilation)
 
+    @staticmethod
+    def parameter_count(
+        in_channels: int, out_channels: int, kernel_size: int = 1, weight_norm: bool = True
+    ) -> int:
+        """Values of such a convolution: weight (or weight_v and weight_g) and bias."""
+        return out_channels * in_channels * kernel_size + out_channels * (2 if weight_norm else 1)
+
     def fold(self) -> nn.Conv1d:
         out_channels, in_channels, kernel_size = self.weight_v.shape
         conv = nn.Conv1d(
@@ -84,6 +91,10 @@ class Invertible1x1Conv(nn.Module):
         with torch.no_grad():
             self.conv.weight.copy_(rotation.view(channels, channels, 1))
         self._inverse_cache: tuple[tuple, torch.Tensor] | None = None
+
+    @staticmethod
+    def parameter_count(channels: int) -> int:
+        return channels * channels
 
     @property
     def matrix(self) -> torch.Tensor:
@@ -148,6 +159,23 @@ class WN(nn.Module):
             for i in range(layers)
         )
         self._gemm_cache: dict = {}
+
+    @staticmethod
+    def parameter_count(
+        n_in_channels: int, n_mel_channels: int, config: WNConfig, weight_norm: bool = True
+    ) -> int:
+        """The values a WN of these sizes holds, computed from the sizes alone (as :meth:`__init__`
+        lays them out), so that a file's declared config can be checked before anything is built."""
+        channels, layers = config.n_channels, config.n_layers
+        conv = WeightNormConv1d.parameter_count
+        return (
+            conv(n_in_channels, channels, 1, weight_norm)
+            + conv(channels, 2 * n_in_channels, 1, weight_norm=False)  # end: a plain Conv1d
+            + conv(n_mel_channels, 2 * channels * layers, 1, weight_norm)
+            + layers * conv(channels, 2 * channels, config.kernel_size, weight_norm)
+            + (layers - 1) * conv(channels, 2 * channels, 1, weight_norm)
+            + conv(channels, channels, 1, weight_norm)
+        )
 
     def forward(
         self,
