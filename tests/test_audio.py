@@ -247,3 +247,31 @@ def test_npy_header_declaring_more_than_the_file_is_refused(tmp_path):
         handle.write(bytes(1280))  # data for 4 frames only
     with pytest.raises(AudioError, match=r"liar\.npy: .*declares 3,200,000,000,000 bytes"):
         load_mel(path)
+
+
+@pytest.mark.parametrize(
+    ("audio", "message"),
+    [
+        (np.array([0.1, np.nan, 0.2]), "NaN or infinite"),
+        (np.zeros((2, 100)), r"shape \(samples,\), got \(2, 100\)"),
+    ],
+    ids=["nan", "two-channels"],
+)
+def test_save_wav_refuses_garbage_and_writes_nothing(tmp_path, audio, message):
+    with pytest.raises(AudioError, match=message):
+        save_wav(tmp_path / "out.wav", audio, 22050)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_out_of_range_inputs_are_used_with_a_warning(tmp_path):
+    from waveglow.audio import InputWarning
+
+    loud = tmp_path / "loud.wav"
+    soundfile.write(loud, np.linspace(-5, 5, 2000, dtype=np.float32), 22050, subtype="FLOAT")
+    with pytest.warns(InputWarning, match=r"loud\.wav: the samples peak at 5"):
+        audio, _ = load_audio(loud)
+    assert audio.max() == pytest.approx(5.0)  # used as it is
+    absurd = tmp_path / "absurd.npy"
+    np.save(absurd, np.full((80, 4), 1e30, dtype=np.float32))
+    with pytest.warns(InputWarning, match=r"absurd\.npy: the mel's values span \[1e\+30"):
+        assert load_mel(absurd).max() == pytest.approx(1e30)

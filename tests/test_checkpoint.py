@@ -173,3 +173,14 @@ def test_non_finite_weights_are_refused_naming_the_first(tmp_path, source):
     torch.save(payload, path)
     with pytest.raises(CheckpointError, match=rf"model\.pt: {names[3]} holds NaN or infinite"):
         load(path)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_is_one_clear_error(tmp_path, source):
+    from waveglow.synthesize import synthesize_files
+
+    path = save(source, tmp_path / "model.pt")
+    with pytest.raises(ValueError, match="device 'cuda': CUDA is not available"):
+        load(path, device="cuda")
+    with pytest.raises(ValueError, match="device 'cuda:0': CUDA is not available"):
+        synthesize_files(load(path), [], tmp_path, device="cuda:0")

@@ -360,3 +360,11 @@ def test_bench_usage_errors_are_one_line_exit_2(checkpoint, capsys, args, needle
     captured = capsys.readouterr()
     errors = [line for line in captured.err.splitlines() if "error" in line]
     assert len(errors) == 1 and needle in errors[0] and captured.out == ""
+
+
+def test_out_of_range_input_is_one_warning_line(tmp_path, checkpoint, capsys):
+    np.save(tmp_path / "absurd.npy", np.full((8, 6), 1e30, dtype=np.float32))
+    assert run("synthesize", "-c", checkpoint, tmp_path / "absurd.npy", "-o", tmp_path, "-q") == 0
+    error = capsys.readouterr().err
+    assert error.startswith(f"waveglow: warning: {tmp_path / 'absurd.npy'}: the mel's values")
+    assert error.count("\n") == 1

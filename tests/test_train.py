@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -481,3 +483,25 @@ def test_cli_train_flags_and_overrides(corpus, tmp_path, capsys):
     assert "unknown key 'no_such_key'" in capsys.readouterr().err
     assert main([*common, "--resume", "-o", str(tmp_path / "fresh")]) == 1
     assert "no waveglow_*.pt checkpoint to resume from" in capsys.readouterr().err
+
+
+def test_a_destructive_learning_rate_rolls_back_to_the_last_good_checkpoint(corpus, tmp_path):
+    """learning_rate=1e6: one finite but destructive step, then non-finite ones; the checkpoints
+    after it are not roll back targets, and the good one survives keep_checkpoints=1."""
+    output = tmp_path / "run"
+    fields = {"iters_per_checkpoint": 1, "iters_per_validation": 1}
+    train(_config(corpus, output, max_iters=2, **fields), progress_bar=False)
+    poisoned = _config(
+        corpus, output, max_iters=30, max_bad_steps=2, keep_checkpoints=1, learning_rate=1e6
+    )
+    poisoned = poisoned.replace(train_config=dataclasses.replace(poisoned.train_config, **fields))
+    with pytest.raises(TrainingError) as caught:
+        train(poisoned, resume=True, progress_bar=False)
+    message = str(caught.value)
+    assert "training diverged at learning rate 1e+06" in message
+    assert re.search(r"rolled back to \S*waveglow_00000002\.pt \(step 2\)", message)
+    assert "fp32/bf16" not in message  # this run is fp32 already
+    assert [path.name for path in checkpoints_in(output)] == ["waveglow_00000002.pt"]
+    assert list(output.glob("*.diverged"))
+    resumed = train(_config(corpus, output, max_iters=3, **fields), resume=True, progress_bar=False)
+    assert resumed.step == 3 and math.isfinite(resumed.validation_loss)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import secrets
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,15 @@ MEL_SUFFIXES = (".pt", ".npy")
 
 class AudioError(ValueError):
     """An audio or mel file that cannot be used; the message names the file and the problem."""
+
+
+class InputWarning(UserWarning):
+    """An input that is used but probably not what was meant (out-of-range values); the message
+    names the file."""
+
+
+MEL_RANGE = (-30.0, 20.0)
+"""Far outside what a Tacotron 2 log-mel of audio in [-1, 1] holds (about log(1e-5) = -11.5 to 3)."""
 
 
 # ---------------------------------------------------------------------------- STFT
@@ -126,6 +136,14 @@ def load_audio(path: str | Path, sampling_rate: int | None = 22050) -> tuple[np.
     audio = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if not np.all(np.isfinite(audio)):
         raise AudioError(f"{path}: the audio contains NaN or infinite samples")
+    peak = float(np.abs(audio).max())
+    if peak > 1.0:  # only float files can: integer PCM is read as value / 32768
+        warnings.warn(
+            f"{path}: the samples peak at {peak:.3g}, outside [-1, 1]: they are used as they are "
+            "(scale the file to [-1, 1] if that was not meant)",
+            InputWarning,
+            stacklevel=2,
+        )
     if sampling_rate is not None and rate != sampling_rate:
         audio = soxr.resample(audio, rate, sampling_rate, quality="HQ").astype(np.float32)
         rate = sampling_rate
@@ -133,10 +151,19 @@ def load_audio(path: str | Path, sampling_rate: int | None = 22050) -> tuple[np.
 
 
 def save_wav(path: str | Path, audio: np.ndarray | torch.Tensor, sampling_rate: int) -> None:
-    """Write 16-bit PCM, clipped to [-1, 1] (never wrapped around), atomically."""
+    """Write mono audio (T,) (or (1, T)) as 16-bit PCM, clipped to [-1, 1] (never wrapped
+    around), atomically. NaN or infinite samples, or several channels, are an :class:`AudioError`
+    and nothing is written."""
     if isinstance(audio, torch.Tensor):
         audio = audio.detach().float().cpu().numpy()
-    audio = np.clip(np.asarray(audio, dtype=np.float64).reshape(-1), -1.0, 1.0)
+    audio = np.asarray(audio, dtype=np.float64)
+    if audio.ndim == 2 and audio.shape[0] == 1:
+        audio = audio[0]
+    if audio.ndim != 1:
+        raise AudioError(f"{path}: audio must have shape (samples,), got {audio.shape}")
+    if not np.all(np.isfinite(audio)):
+        raise AudioError(f"{path}: the audio contains NaN or infinite samples; nothing written")
+    audio = np.clip(audio, -1.0, 1.0)
     pcm = np.clip(np.round(audio * MAX_WAV_VALUE), -MAX_WAV_VALUE, MAX_WAV_VALUE - 1).astype(
         np.int16
     )
@@ -207,6 +234,14 @@ def load_mel(path: str | Path, n_mel_channels: int = 80) -> torch.Tensor:
     mel = mel.float()
     if not torch.isfinite(mel).all():
         raise AudioError(f"{path}: the mel contains NaN or infinite values")
+    low, high = float(mel.min()), float(mel.max())
+    if low < MEL_RANGE[0] or high > MEL_RANGE[1]:
+        warnings.warn(
+            f"{path}: the mel's values span [{low:.3g}, {high:.3g}], far outside a Tacotron 2 "
+            "natural-log mel (about -11.5 to 3): the audio will be distorted or silent",
+            InputWarning,
+            stacklevel=2,
+        )
     return mel
 
 

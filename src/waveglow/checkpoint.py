@@ -22,6 +22,7 @@ import torch
 
 from .audio import atomic_path
 from .config import Config
+from .fast import resolve_device
 from .model import WaveGlow
 from .modules import norm_except_dim0
 
@@ -84,6 +85,7 @@ def load(
     """
     from .convert import read_checkpoint
 
+    device = resolve_device(device)
     checkpoint = read_checkpoint(path)
     model = build_model(checkpoint, weight_norm=weight_norm, source=str(path))
     return model.to(device).eval()

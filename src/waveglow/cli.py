@@ -12,12 +12,13 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 
 import torch
 
 from . import __version__
-from .audio import AudioError
+from .audio import AudioError, InputWarning
 from .checkpoint import CheckpointError
 from .chunked import DEFAULT_CHUNK_FRAMES
 from .config import ConfigError, DataConfig
@@ -35,7 +36,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_request:  # --help, --version (0) or a usage error (2)
         return exit_request.code if isinstance(exit_request.code, int) else 2
     try:
-        return args.handler(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", InputWarning)
+            warnings.showwarning = _show_warning(warnings.showwarning)
+            return args.handler(args)
     except EXPECTED_ERRORS as error:
         _error(_describe(error))
         return 1
@@ -643,13 +647,12 @@ def _number(text: str) -> float:
 
 
 def _device(name: str) -> torch.device:
+    from .fast import resolve_device
+
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"--device {name}: not a device name (cpu, cuda, cuda:1...)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine")
-    return device
+        return resolve_device(name)
+    except ValueError as error:
+        raise ValueError(f"--{error}") from None
 
 
 def _describe(error: BaseException) -> str:
@@ -663,6 +666,20 @@ def _error_line(message: str) -> None:
     from tqdm import tqdm
 
     tqdm.write(f"{PROGRAM}: error: {' '.join(message.split())}", file=sys.stderr)
+
+
+def _show_warning(default: Callable[..., None]) -> Callable[..., None]:
+    """A ``warnings.showwarning`` printing an :class:`InputWarning` as one ``warning:`` line."""
+
+    def show(message: Warning | str, category: type[Warning], *args: object, **kwargs: object):
+        if not issubclass(category, InputWarning):
+            return default(message, category, *args, **kwargs)
+        from tqdm import tqdm
+
+        tqdm.write(f"{PROGRAM}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+        return None
+
+    return show
 
 
 def _warning(message: str) -> None:

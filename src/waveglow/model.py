@@ -14,8 +14,10 @@ implementation of the inverse flow, used by :meth:`WaveGlow.infer` and by every 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -185,9 +187,11 @@ class WaveGlow(nn.Module):
         with bf16 matrix hardware, else fp32; bf16/fp16 on CUDA) or None (plain convolutions).
         ``lengths``: each item's own number of frames in a padded batch; item b's first
         ``lengths[b] * hop`` samples are then exactly its own synthesis (the rest is padding).
-        Runs without autograd.
+        ``mel`` (and ``z``) may be any real tensor, numpy array or nested list of numbers: it is
+        converted to the model's dtype and device. Runs without autograd.
         """
-        self._check_mel(mel)
+        mel = self._check_mel(self._as_input(mel, "mel"))
+        sigma = _check_sigma(sigma)
         batch, _, frames = mel.shape
         length = frames * self.hop_length
         shape = (batch, self.n_group, length // self.n_group)
@@ -198,7 +202,7 @@ class WaveGlow(nn.Module):
             valid = self.valid_steps(lengths, frames, mel.device)
         if z is None:
             z = torch.randn(shape, device=mel.device, dtype=mel.dtype, generator=generator) * sigma
-        elif tuple(z.shape) != shape:
+        elif tuple((z := self._as_input(z, "z")).shape) != shape:
             raise ValueError(
                 f"z has shape {tuple(z.shape)}; a mel of {frames} frames needs {shape}"
             )
@@ -222,6 +226,9 @@ class WaveGlow(nn.Module):
         """
         from .chunked import DEFAULT_CHUNK_FRAMES, infer_chunks
 
+        mel = self._check_mel(self._as_input(mel, "mel"))
+        sigma = _check_sigma(sigma)
+        z = None if z is None else self._as_input(z, "z")
         chunk_frames = DEFAULT_CHUNK_FRAMES if chunk_frames is None else chunk_frames
         return infer_chunks(self, mel, chunk_frames, sigma, z, generator, precision)
 
@@ -271,7 +278,26 @@ class WaveGlow(nn.Module):
     def has_weight_norm(self) -> bool:
         return any(name.endswith("weight_g") for name, _ in self.named_parameters())
 
-    def _check_mel(self, mel: torch.Tensor) -> None:
+    def _as_input(self, value: object, name: str) -> torch.Tensor:
+        """``value`` as a finite tensor of the model's dtype, on its device."""
+        parameter = next(self.parameters())
+        if isinstance(value, list | tuple | np.ndarray):
+            array = _real_array(value, name)
+            value = torch.from_numpy(array)
+        if not isinstance(value, torch.Tensor):
+            hint = " (to read a mel file, use waveglow.load_mel)" if isinstance(value, str) else ""
+            raise ValueError(
+                f"{name} must be a tensor, a numpy array or a nested list of numbers, "
+                f"got {type(value).__name__}{hint}"
+            )
+        if value.is_complex() or value.dtype == torch.bool:
+            raise ValueError(f"{name} must hold real numbers, got {value.dtype}")
+        value = value.to(parameter.device, parameter.dtype)
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{name} contains NaN or infinite values")
+        return value
+
+    def _check_mel(self, mel: torch.Tensor) -> torch.Tensor:
         bins = self.config.n_mel_channels
         if mel.dim() != 3 or mel.size(1) != bins:
             raise ValueError(
@@ -280,3 +306,25 @@ class WaveGlow(nn.Module):
             )
         if mel.size(2) == 0:
             raise ValueError("mel has no frames")
+        return mel
+
+
+def _real_array(value: object, name: str) -> np.ndarray:
+    """A list or array of real numbers as a numpy array; a ValueError in our words otherwise."""
+    try:
+        array = np.asarray(value)
+    except ValueError:
+        raise ValueError(f"{name}: a nested list of unequal lengths is not an array") from None
+    if array.dtype.kind not in "iuf":
+        raise ValueError(f"{name} must hold real numbers, got an array of {array.dtype}")
+    return np.ascontiguousarray(array)
+
+
+def _check_sigma(sigma: object) -> float:
+    try:
+        value = float(sigma)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"sigma must be a number, got {sigma!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
+    return value

@@ -41,6 +41,7 @@ from .audio import (
 from .chunked import DEFAULT_CHUNK_FRAMES, write_wav_chunks
 from .config import DataConfig
 from .denoiser import Denoiser
+from .fast import resolve_device
 from .model import WaveGlow
 
 OUTPUT_SUFFIX = "_synthesis.wav"
@@ -176,7 +177,7 @@ def synthesize_files(
     if sigma < 0 or denoise < 0:
         raise ValueError("sigma and denoise must be >= 0")
     parameter = next(model.parameters())
-    device = torch.device(device) if device is not None else parameter.device
+    device = resolve_device(device) if device is not None else parameter.device
     model = model.to(device).eval()
     denoiser = Denoiser(model) if denoise > 0 else None
     n_mel_channels = model.config.n_mel_channels
@@ -304,6 +305,9 @@ def _stream(
         samples = write_wav_chunks(
             item.output, (chunk[0] for chunk in chunks), model.data_config.sampling_rate
         )
+    except AudioError as error:
+        _fail(results, item.index, item.source, str(error), on_error)
+        return
     except OSError as error:
         message = f"{item.output}: cannot write ({error})"
         _fail(results, item.index, item.source, message, on_error)
@@ -320,6 +324,9 @@ def _write(
 ) -> None:
     try:
         save_wav(item.output, audio, sampling_rate)
+    except AudioError as error:
+        _fail(results, item.index, item.source, str(error), on_error)
+        return
     except OSError as error:
         message = f"{item.output}: cannot write ({error})"
         _fail(results, item.index, item.source, message, on_error)

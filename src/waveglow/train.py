@@ -207,6 +207,8 @@ class Trainer:
     logger: RunLogger
     progress: Progress = field(default_factory=Progress)
     last_checkpoint: Path | None = None
+    rollback_target: Path | None = None  # the last checkpoint known good (see save_checkpoint)
+    validation_ok: bool = True  # False from a non-finite validation until a finite one
     pending_problems: list[str] = field(default_factory=list)
 
     @property
@@ -591,20 +593,43 @@ def finish(trainer: Trainer, stopped_by: str | None) -> None:
 
 
 def roll_back(trainer: Trainer) -> None:
-    """Restore the last checkpoint (model and optimizer) and raise :class:`TrainingError`."""
+    """Restore the last known-good checkpoint (model and optimizer), set the later ones aside
+    (``.diverged``, so that a resume starts from the good one) and raise :class:`TrainingError`."""
     progress = trainer.progress
     step, count = progress.step, progress.bad_in_a_row
-    last = trainer.last_checkpoint
-    if last is not None:
-        restore(trainer, last)
-    where = f"rolled back to {last} (step {trainer.progress.step})" if last else "no checkpoint yet"
+    rate = learning_rate_at(trainer.train_config, step - 1)
+    target = trainer.rollback_target
+    set_aside = _set_aside_after(trainer, target)
+    if target is not None:
+        restore(trainer, target)
+        where = (
+            f"rolled back to {target} (step {trainer.progress.step}), the last checkpoint with "
+            "finite weights and a finite validation loss"
+        )
+    else:
+        where = "there is no checkpoint with finite weights and validation to roll back to"
+    if set_aside:
+        where += f"; the {len(set_aside)} later checkpoint(s) were renamed *.diverged"
+    advice = "lower train_config.learning_rate, set grad_clip_thresh"
+    advice += ", or train in fp32/bf16" if trainer.train_config.amp_precision == "fp16" else ""
     message = (
-        f"{count} consecutive steps had a non-finite loss or gradient (up to step {step}); "
-        f"{where}. Lower train_config.learning_rate, set grad_clip_thresh, or use fp32/bf16, "
+        f"training diverged at learning rate {rate:g}: {count} consecutive steps had a "
+        f"non-finite loss or gradient (up to step {step}); {where}. To go on, {advice}, "
         "then resume."
     )
     trainer.logger.event("diverged", step=step, message=message)
     raise TrainingError(message)
+
+
+def _set_aside_after(trainer: Trainer, target: Path | None) -> list[Path]:
+    """Rename the run's checkpoints newer than ``target`` (all without one) to ``*.diverged``."""
+    if not trainer.distributed.is_main:
+        return []
+    found = checkpoints_in(trainer.output)
+    later = found[found.index(target) + 1 :] if target in found else found
+    for path in later:
+        path.rename(path.with_name(path.name + ".diverged"))
+    return later
 
 
 def report_problems(trainer: Trainer) -> None:
@@ -640,6 +665,7 @@ def evaluate(trainer: Trainer) -> float:
     model.train()
     loss = float(np.mean(losses)) if losses else math.nan
     progress = trainer.progress
+    trainer.validation_ok = math.isfinite(loss) or not losses
     progress.validation_loss = loss
     improved = loss < progress.best_validation_loss
     progress.best_validation_loss = min(loss, progress.best_validation_loss)
@@ -687,17 +713,29 @@ def save_checkpoint(trainer: Trainer) -> Path | None:
     agree = ranks_agree(trainer)
     path = trainer.output / f"{CHECKPOINT_PREFIX}{trainer.progress.step:08d}.pt"
     trainer.last_checkpoint = path
+    if _known_good(trainer):
+        trainer.rollback_target = path
     if not trainer.distributed.is_main:
         return None
     _save(trainer, path, states)
     for old in checkpoints_in(trainer.output)[: -trainer.train_config.keep_checkpoints]:
-        old.unlink(missing_ok=True)
+        if old != trainer.rollback_target:  # kept, however old, for a roll back
+            old.unlink(missing_ok=True)
     trainer.logger.event(
         "checkpoint", step=trainer.progress.step, path=str(path), ranks_agree=agree
     )
     if not agree:
         trainer.logger.event("note", message="the processes hold different weights (DDP bug?)")
     return path
+
+
+def _known_good(trainer: Trainer) -> bool:
+    """A roll back may return here: the weights are finite, the last steps were, and so was the
+    last validation (a finite but destructive step shows there first)."""
+    if trainer.progress.bad_in_a_row or not trainer.validation_ok:
+        return False
+    with torch.no_grad():
+        return all(bool(torch.isfinite(p).all()) for p in trainer.model.parameters())
 
 
 def ranks_agree(trainer: Trainer) -> bool:
@@ -763,6 +801,7 @@ def restore(trainer: Trainer, path: Path) -> None:
     if trainer.distributed.rank < len(rank_states):
         _set_rng_state(rank_states[trainer.distributed.rank])
     trainer.last_checkpoint = Path(path)
+    trainer.rollback_target = Path(path)  # its weights are finite: build_model checked
 
 
 def _note_changed_learning_rate(trainer: Trainer, path: Path) -> None:
