@@ -3,6 +3,8 @@ audio/mel file I/O."""
 
 from __future__ import annotations
 
+import os
+
 import librosa
 import numpy as np
 import pytest
@@ -275,3 +277,70 @@ def test_out_of_range_inputs_are_used_with_a_warning(tmp_path):
     np.save(absurd, np.full((80, 4), 1e30, dtype=np.float32))
     with pytest.warns(InputWarning, match=r"absurd\.npy: the mel's values span \[1e\+30"):
         assert load_mel(absurd).max() == pytest.approx(1e30)
+
+
+def test_atomic_writes_replace_only_regular_files(tmp_path):
+    import os
+
+    from waveglow.audio import atomic_path
+
+    folder = tmp_path / "out.wav"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError) as caught:
+        save_wav(folder, np.zeros(10), 22050)
+    assert caught.value.filename == str(folder)  # not the temporary file
+    fifo = tmp_path / "fifo.bin"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="not a regular file"), atomic_path(fifo) as temporary:
+        temporary.write_bytes(b"data")
+    assert fifo.is_fifo() and folder.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo.bin", "out.wav"]
+
+
+def test_atomic_writes_leave_a_device_node_alone(tmp_path):
+    import stat
+
+    null = tmp_path / "null"  # a copy of the null device (never the real one)
+    try:
+        os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except (PermissionError, OSError):
+        pytest.skip("cannot make a device node here")
+    with pytest.raises(OSError, match="not a regular file"):
+        save_wav(null, np.zeros(10), 22050)
+    assert null.is_char_device() and [p.name for p in tmp_path.iterdir()] == ["null"]
+
+
+def test_safetensors_and_torch_outputs_both_follow_the_umask(tmp_path):
+    import os
+
+    from conftest import make_tiny
+    from waveglow import save
+
+    previous = os.umask(0o022)
+    try:
+        for name in ("model.pt", "model.safetensors"):
+            save(make_tiny(), tmp_path / name)
+    finally:
+        os.umask(previous)
+    modes = {
+        name: (tmp_path / name).stat().st_mode & 0o777 for name in ("model.pt", "model.safetensors")
+    }
+    assert modes == {"model.pt": 0o644, "model.safetensors": 0o644}
+
+
+def test_a_dead_writers_temporary_is_removed_by_the_next_write(tmp_path):
+    import subprocess
+
+    from waveglow import audio
+
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    dead = tmp_path / f".song.wav.{finished.pid}.0123abcd.tmp"
+    alive = tmp_path / f".other.wav.{os.getppid()}.0123abcd.tmp"
+    unrelated = tmp_path / ".notes.tmp"
+    for path in (dead, alive, unrelated):
+        path.write_bytes(b"partial")
+    save_wav(tmp_path / "new.wav", np.zeros(10), 22050)
+    assert not dead.exists()
+    assert alive.exists() and unrelated.exists()
+    assert audio.remove_stale_temporaries(tmp_path) == []  # once per process and folder

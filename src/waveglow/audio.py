@@ -7,9 +7,12 @@ mel filters, natural log of clamp(x, 1e-5). Frames = 1 + T // hop.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
+import re
 import secrets
+import stat
 import warnings
 from pathlib import Path
 
@@ -174,16 +177,24 @@ def save_wav(path: str | Path, audio: np.ndarray | torch.Tensor, sampling_rate: 
 class atomic_path:  # noqa: N801 - used as a context manager, reads like a function
     """Context manager giving a temporary path next to ``path``; renamed onto it on success.
 
-    On any error the temporary file is removed and an existing ``path`` is left untouched.
+    On any error the temporary file is removed and an existing ``path`` is left untouched. Only a
+    regular file (or nothing) is ever replaced: a directory is an :class:`IsADirectoryError`, a
+    device node, FIFO or socket an :class:`OSError`, both naming ``path``. The result gets the mode
+    a plain write would (0o666 less the umask), whatever the writer used. A writer's own failure
+    (torch and soundfile raise RuntimeErrors on a full disk) becomes an :class:`OSError` naming
+    ``path``. The temporary name holds the writer's pid: the first write of a process into a
+    folder removes the temporary files of writers that died there (kill -9).
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
     def __enter__(self) -> Path:
+        _refuse_non_regular(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.path.parent)
         while True:  # like mkstemp, but with the mode a plain write gets (0o666 less the umask)
-            name = self.path.parent / f".{self.path.name}.{secrets.token_hex(4)}.tmp"
+            name = self.path.parent / f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
             try:
                 os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
             except FileExistsError:
@@ -194,6 +205,8 @@ class atomic_path:  # noqa: N801 - used as a context manager, reads like a funct
     def __exit__(self, kind, error, traceback) -> None:  # noqa: ANN001
         if kind is None:
             try:
+                _refuse_non_regular(self.path)
+                os.chmod(self.temporary, 0o666 & ~_umask())
                 with open(self.temporary, "rb") as handle:
                     os.fsync(handle.fileno())
                 os.replace(self.temporary, self.path)
@@ -202,6 +215,62 @@ class atomic_path:  # noqa: N801 - used as a context manager, reads like a funct
                 self.temporary.unlink(missing_ok=True)
                 raise
         self.temporary.unlink(missing_ok=True)
+        if issubclass(kind, RuntimeError):
+            first = str(error).strip().splitlines()[0] if str(error).strip() else kind.__name__
+            raise OSError(errno.EIO, first, str(self.path)) from None
+
+
+def _refuse_non_regular(path: Path) -> None:
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "is a directory, not a file to write", str(path))
+    if not stat.S_ISREG(mode):
+        raise OSError(
+            errno.EEXIST,
+            "is not a regular file (a device, FIFO or socket): refusing to replace it",
+            str(path),
+        )
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_TEMPORARY = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")
+_swept: set[tuple[int, Path]] = set()
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporary files that :class:`atomic_path` writers, now dead, left in
+    ``folder``; once per process and folder. Returns what was removed."""
+    key = (os.getpid(), folder.resolve())
+    if key in _swept:
+        return []
+    _swept.add(key)
+    removed = []
+    for entry in os.scandir(folder):
+        match = _TEMPORARY.match(entry.name)
+        if match and not _alive(int(match.group(1))) and entry.is_file(follow_symlinks=False):
+            Path(entry.path).unlink(missing_ok=True)
+            removed.append(Path(entry.path))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
 
 
 # ---------------------------------------------------------------------------- mel files

@@ -11,9 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -29,23 +32,71 @@ EXPECTED_ERRORS = (AudioError, CheckpointError, ConfigError, ValueError, OSError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit code.
+
+    SIGTERM unwinds like an exception (temporary files are removed) and exits with 143; a closed
+    stdout (``waveglow info demo | head -1``) ends the command quietly with 0.
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_request:  # --help, --version (0) or a usage error (2)
         return exit_request.code if isinstance(exit_request.code, int) else 2
+    previous = _raise_on_sigterm()
+    try:
+        code = _run(args)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        _discard_stdout()
+        return 0
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is, so that every ``with`` block cleans up."""
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always", InputWarning)
             warnings.showwarning = _show_warning(warnings.showwarning)
             return args.handler(args)
+    except BrokenPipeError:
+        raise
     except EXPECTED_ERRORS as error:
         _error(_describe(error))
         return 1
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
+    except Terminated:
+        _error("terminated (SIGTERM)")
+        return 143
+
+
+def _raise_on_sigterm() -> Any:
+    """Install a SIGTERM handler raising :class:`Terminated`; returns the previous handler
+    (None where signals cannot be set: not the main thread)."""
+
+    def terminate(_number: int, _frame: object) -> None:
+        raise Terminated
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, terminate)
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit raises no second BrokenPipeError."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -473,10 +524,11 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         denoise=args.denoise,
         dnsmos=not args.no_dnsmos,
         progress=not args.quiet,
+        on_error=_error_line,
     )
     print(report.markdown(), end="")
     print(f"results in {args.output_dir}")
-    return 0
+    return 1 if report.failures else 0
 
 
 # ---------------------------------------------------------------------------- bench

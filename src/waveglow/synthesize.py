@@ -309,7 +309,7 @@ def _stream(
         _fail(results, item.index, item.source, str(error), on_error)
         return
     except OSError as error:
-        message = f"{item.output}: cannot write ({error})"
+        message = cannot_write(item.output, error)
         _fail(results, item.index, item.source, message, on_error)
         return
     results[item.index] = FileResult(item.source, item.output, samples)
@@ -328,7 +328,7 @@ def _write(
         _fail(results, item.index, item.source, str(error), on_error)
         return
     except OSError as error:
-        message = f"{item.output}: cannot write ({error})"
+        message = cannot_write(item.output, error)
         _fail(results, item.index, item.source, message, on_error)
         return
     results[item.index] = FileResult(item.source, item.output, audio.numel())
@@ -365,7 +365,7 @@ def compute_mels(
             _fail(results, index, source, str(error), on_error)
             continue
         except OSError as error:
-            _fail(results, index, source, f"{output}: cannot write ({error})", on_error)
+            _fail(results, index, source, cannot_write(output, error), on_error)
             continue
         results[index] = FileResult(source, output, mel.size(1))
     return MelReport([result for result in results if result is not None])
@@ -390,6 +390,11 @@ def _output_paths(inputs: Iterable[str | Path], output_dir: Path, suffix: str) -
             taken[key] = source
             outputs.append(output)
     return outputs
+
+
+def cannot_write(path: Path | str, error: OSError) -> str:
+    """One line for a failed write (a full disk, a directory in the way...)."""
+    return f"{path}: cannot write ({error.strerror or error})"
 
 
 def _fail(
