@@ -184,3 +184,19 @@ def test_cuda_without_cuda_is_one_clear_error(tmp_path, source):
         load(path, device="cuda")
     with pytest.raises(ValueError, match="device 'cuda:0': CUDA is not available"):
         synthesize_files(load(path), [], tmp_path, device="cuda:0")
+
+
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [("[1, 2]", "is a JSON list, not an object"), ("{not json", "is not JSON")],
+)
+def test_safetensors_metadata_that_is_no_json_object(tmp_path, source, metadata, message):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "model.safetensors"
+    state = {name: tensor.contiguous() for name, tensor in source.state_dict().items()}
+    save_file(state, str(path), metadata={"waveglow": metadata})
+    with pytest.raises(
+        CheckpointError, match=rf"model\.safetensors: its WaveGlow metadata {message}"
+    ):
+        read_checkpoint(path)

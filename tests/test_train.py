@@ -505,3 +505,44 @@ def test_a_destructive_learning_rate_rolls_back_to_the_last_good_checkpoint(corp
     assert list(output.glob("*.diverged"))
     resumed = train(_config(corpus, output, max_iters=3, **fields), resume=True, progress_bar=False)
     assert resumed.step == 3 and math.isfinite(resumed.validation_loss)
+
+
+def test_resume_with_another_wn_size_names_both_and_suggests_init_from(corpus, tmp_path):
+    output = tmp_path / "run"
+    train(_config(corpus, output, max_iters=1, iters_per_checkpoint=1), progress_bar=False)
+    wider = dataclasses.replace(TINY, WN_config=dataclasses.replace(TINY.WN_config, n_channels=16))
+    config = tiny_config(wider, TINY_DATA, corpus, output, max_iters=2)
+    with pytest.raises(TrainingError) as caught:
+        train(config, resume=True, progress_bar=False)
+    message = str(caught.value)
+    assert "WN_config.n_channels 8 in the checkpoint, 16 in the config" in message
+    assert "--init-from" in message
+
+
+def test_a_folder_of_corrupt_files_fails_in_seconds_with_one_line(tmp_path):
+    corpus = tmp_path / "corrupt"
+    corpus.mkdir()
+    for index in range(8):
+        (corpus / f"clip_{index}.wav").write_bytes(b"RIFF" + bytes(64))
+    source = str(Path(waveglow.__file__).resolve().parents[1])
+    result = subprocess.run(
+        [sys.executable, "-m", "waveglow", "train", "--data", str(corpus), "-o",
+         str(tmp_path / "run"), "-q", "--set", "train.num_workers=2", "--set",
+         "train.validation_size=1", "--set", "train.batch_size=2"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": source}, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "none of the 7 clips is usable" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_a_worker_error_keeps_only_its_own_message():
+    from waveglow.data import DataError
+    from waveglow.train import worker_message
+
+    wrapped = DataError(
+        "Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent call "
+        'last):\n  File "x.py", line 1, in f\nwaveglow.data.DataError: none of the 3 clips is usable'
+    )
+    assert worker_message(wrapped) == "none of the 3 clips is usable"

@@ -166,7 +166,14 @@ def read_ours(path: Path, payload: Mapping[str, Any] | None) -> Checkpoint:
             raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from None
         if "waveglow" not in metadata:
             raise CheckpointError(f"{path}: safetensors file without WaveGlow metadata")
-        header = json.loads(metadata["waveglow"])
+        try:
+            header = json.loads(metadata["waveglow"])
+        except json.JSONDecodeError as error:
+            raise CheckpointError(f"{path}: its WaveGlow metadata is not JSON ({error})") from None
+        if not isinstance(header, dict):
+            raise CheckpointError(
+                f"{path}: its WaveGlow metadata is a JSON {type(header).__name__}, not an object"
+            )
         payload = {**header, "state_dict": state}
     assert payload is not None
     version = payload.get("format_version")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,13 +256,40 @@ def _from_mapping(cls: type[T], data: Any, where: str) -> T:
     if unknown:
         raise ConfigError(f"unknown key(s) in {where}: {', '.join(unknown)}")
     values = {}
+    hints = typing.get_type_hints(cls)
     for name, value in data.items():
         nested = _SECTION_TYPES.get(name)
-        values[name] = _from_mapping(nested, value, name) if nested else value
+        if nested:
+            values[name] = _from_mapping(nested, value, name)
+        else:
+            values[name] = _check_type(value, hints[name], f"{where}.{name}")
     try:
         return cls(**values)
     except TypeError as error:
         raise ConfigError(f"{where}: {error}") from None
+
+
+def _check_type(value: Any, annotation: Any, where: str) -> Any:
+    """``value`` if it has the field's annotated type (bool is no int here; an int is accepted
+    for a float); a :class:`ConfigError` like "train_config.batch_size must be int, got 'abc'"."""
+    allowed = typing.get_args(annotation) if typing.get_origin(annotation) in _UNIONS else ()
+    allowed = allowed or (annotation,)
+    for kind in allowed:
+        if kind is type(None) and value is None:
+            return value
+        if kind is bool and isinstance(value, bool):
+            return value
+        if kind is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return value
+        if kind is str and isinstance(value, str):
+            return value
+    names = " or ".join("null" if kind is type(None) else kind.__name__ for kind in allowed)
+    raise ConfigError(f"{where} must be {names}, got {value!r}")
+
+
+_UNIONS = (typing.Union, types.UnionType)
 
 
 def _require(condition: bool, message: str) -> None:

@@ -24,11 +24,12 @@ import json
 import math
 import os
 import random
+import re
 import signal
 import threading
 import time
-from collections.abc import Sequence
-from contextlib import nullcontext
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -387,7 +388,9 @@ def _datasets(
         "cache_directory": train_config.cache_directory or None,
     }
     validation = SegmentDataset(validation_list, random_segments=False, **options)
-    return SegmentDataset(train_list, **options), validation if validation_list else None
+    train_data = SegmentDataset(train_list, **options)
+    train_data[0]  # in this process, before any worker: no usable clip at all is one clear error
+    return train_data, validation if validation_list else None
 
 
 def _loader(
@@ -469,19 +472,45 @@ def run_loop(trainer: Trainer, stop: StopRequest) -> str | None:
         progress = trainer.progress
         trainer.sampler.set_epoch(progress.epoch, progress.batch_in_epoch * config.batch_size)
         pending: list[Batch] = []
-        for batch in trainer.loader:
-            pending.append(batch)
-            if len(pending) < accumulation:
-                continue
-            stopped_by = after_step(trainer, train_step(trainer, pending, stop))
-            pending = []
-            if stopped_by is not None or _finished(trainer):
-                break
-        else:
-            progress.epoch += 1
-            progress.batch_in_epoch = 0
+        with _batches(trainer.loader) as batches:
+            for batch in batches:
+                pending.append(batch)
+                if len(pending) < accumulation:
+                    continue
+                stopped_by = after_step(trainer, train_step(trainer, pending, stop))
+                pending = []
+                if stopped_by is not None or _finished(trainer):
+                    break
+            else:
+                progress.epoch += 1
+                progress.batch_in_epoch = 0
     finish(trainer, stopped_by)
     return stopped_by
+
+
+@contextmanager
+def _batches(loader: DataLoader) -> Iterator[Iterator[Batch]]:
+    """The loader's batches; its workers are shut down however the loop ends, and an error raised
+    in a worker comes back as the same error with its own message (not the worker's traceback)."""
+    iterator = iter(loader)
+    try:
+        yield iterator
+    except DataError as error:
+        raise DataError(worker_message(error)) from None
+    finally:
+        shutdown = getattr(iterator, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
+
+
+def worker_message(error: BaseException) -> str:
+    """The original message of an error a DataLoader worker raised (torch wraps it in the
+    worker's traceback: "Caught X in DataLoader worker ... Original Traceback ... X: message")."""
+    text = str(error)
+    if "Original Traceback" not in text:
+        return text
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    return re.sub(r"^[\w.]+(Error|Exception): ", "", last)
 
 
 def _finished(trainer: Trainer) -> bool:
@@ -789,6 +818,7 @@ def restore(trainer: Trainer, path: Path) -> None:
         raise TrainingError(
             f"{path}: holds no training state (a model-only file): use init_from to fine-tune it"
         )
+    _check_same_architecture(checkpoint.config, trainer.config, Path(path))
     model_state = build_model(checkpoint, weight_norm=True, source=str(path)).state_dict()
     trainer.model.load_state_dict(model_state)
     trainer.optimizer.load_state_dict(training["optimizer"])
@@ -802,6 +832,38 @@ def restore(trainer: Trainer, path: Path) -> None:
         _set_rng_state(rank_states[trainer.distributed.rank])
     trainer.last_checkpoint = Path(path)
     trainer.rollback_target = Path(path)  # its weights are finite: build_model checked
+
+
+def _check_same_architecture(saved: Config, wanted: Config, path: Path) -> None:
+    """A resume continues the same model: every architecture setting must agree."""
+    differences = [
+        f"{name} {before} in the checkpoint, {after} in the config"
+        for name, before, after in _architecture_differences(saved, wanted)
+    ]
+    if differences:
+        raise TrainingError(
+            f"{path}: --resume continues the same model, but {'; '.join(differences)}. "
+            "Resume with the checkpoint's settings, or start a new run from its weights with "
+            "--init-from (a fresh optimizer)"
+        )
+
+
+def _architecture_differences(saved: Config, wanted: Config) -> list[tuple[str, Any, Any]]:
+    """(setting, value in ``saved``, value in ``wanted``) for each model setting that differs."""
+    pairs = [
+        ("waveglow_config", saved.waveglow_config, wanted.waveglow_config),
+        ("WN_config", saved.waveglow_config.WN_config, wanted.waveglow_config.WN_config),
+    ]
+    found = []
+    for section, before, after in pairs:
+        for field_ in dataclasses.fields(before):
+            old_value, new_value = getattr(before, field_.name), getattr(after, field_.name)
+            if field_.name != "WN_config" and old_value != new_value:
+                found.append((f"{section}.{field_.name}", old_value, new_value))
+    filter_length = (saved.data_config.filter_length, wanted.data_config.filter_length)
+    if filter_length[0] != filter_length[1]:
+        found.append(("data_config.filter_length", *filter_length))
+    return found
 
 
 def _note_changed_learning_rate(trainer: Trainer, path: Path) -> None:
