@@ -473,3 +473,43 @@ def test_a_closed_stdout_ends_quietly(checkpoint):
     finally:
         os.close(write_end)
     assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_info_of_a_model_file_shows_no_machine_path_nor_training_defaults(tmp_path, capsys):
+    import dataclasses
+
+    model = make_tiny()
+    model.data_config = dataclasses.replace(model.data_config, training_files="/home/me/lj.txt")
+    path = save(model, tmp_path / "model.safetensors")
+    assert run("info", path) == 0
+    out = capsys.readouterr().out
+    assert "/home/me" not in out and "learning_rate" not in out and "train_config" not in out
+    assert '"n_mel_channels": 8' in out
+
+
+def test_convert_help_names_the_published_file(capsys):
+    assert run("convert", "--help") == 0
+    out = capsys.readouterr().out
+    assert "waveglow_256channels_universal_v5.pt" in out and "universe" not in out
+
+
+def test_init_from_with_an_architecture_set_warns(tmp_path, checkpoint, capsys, monkeypatch):
+    from waveglow import train as train_module
+
+    def stop(*_args, **_kwargs):
+        raise train_module.TrainingError("stopped here")
+
+    monkeypatch.setattr(train_module, "train", stop)
+    code = run("train", "--init-from", checkpoint, "-o", tmp_path / "run", "--data", tmp_path,
+               "--set", "waveglow.WN.n_channels=16", "--set", "train.batch_size=2")  # fmt: skip
+    assert code == 1
+    error = capsys.readouterr().err
+    assert "warning: --set waveglow.WN.n_channels: not used: --init-from" in error
+    assert "batch_size" not in error
+
+
+def test_the_bundled_model_carries_no_machine_path_and_its_true_training(capsys):
+    assert run("info", "demo") == 0
+    out = capsys.readouterr().out
+    assert "training_files" not in out and "/work/" not in out.replace("src/waveglow", "")
+    assert '"steps": 6200' in out and '"precision": "fp32"' in out

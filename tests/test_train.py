@@ -546,3 +546,17 @@ def test_a_worker_error_keeps_only_its_own_message():
         'last):\n  File "x.py", line 1, in f\nwaveglow.data.DataError: none of the 3 clips is usable'
     )
     assert worker_message(wrapped) == "none of the 3 clips is usable"
+
+
+def test_resume_of_a_finished_run_says_how_to_go_on(corpus, tmp_path):
+    output = tmp_path / "run"
+    train(_config(corpus, output, max_iters=1, iters_per_checkpoint=1), progress_bar=False)
+    with pytest.raises(TrainingError, match=r"max_iters is 1 .*nothing to do.*--max-iters 2"):
+        train(_config(corpus, output, max_iters=1), resume=True, progress_bar=False)
+
+
+def test_model_overrides_are_the_architecture_settings():
+    from waveglow.train import model_overrides
+
+    overrides = ["waveglow.WN.n_channels=16", "train.batch_size=2", "waveglow_config.n_flows=4"]
+    assert model_overrides(overrides) == ["waveglow.WN.n_channels", "waveglow_config.n_flows"]

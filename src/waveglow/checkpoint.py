@@ -59,7 +59,7 @@ def save(model: WaveGlow, path: str | Path, **extra: Any) -> Path:
     header = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
-        "config": model.full_config().to_dict(),
+        "config": model_config_dict(model.full_config()),
         "weight_norm": model.has_weight_norm,
     }
     with atomic_path(path) as temporary:
@@ -72,6 +72,15 @@ def save(model: WaveGlow, path: str | Path, **extra: Any) -> Path:
         else:
             torch.save({**header, "state_dict": state, **extra}, temporary)
     return path
+
+
+def model_config_dict(config: Config) -> dict[str, Any]:
+    """What a model file says about its config: the model and audio sections only, without
+    ``training_files`` (a path of the training machine); no training defaults posing as facts
+    (a training checkpoint keeps its run's whole config apart, in ``run_config``)."""
+    data = config.to_dict()
+    data["data_config"].pop("training_files", None)
+    return {"waveglow_config": data["waveglow_config"], "data_config": data["data_config"]}
 
 
 # ---------------------------------------------------------------------------- reading

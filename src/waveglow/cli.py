@@ -260,8 +260,8 @@ def _add_convert_parser(subparsers: argparse._SubParsersAction) -> None:
 self-describing format, with weight norm folded. A DST ending in .safetensors writes
 safetensors.""",
         """examples:
-  waveglow convert waveglow_256channels_universe_v5.pt waveglow.pt
-  waveglow convert waveglow_256channels_universe_v5.pt waveglow.safetensors""",
+  waveglow convert waveglow_256channels_universal_v5.pt waveglow.pt
+  waveglow convert waveglow_256channels_universal_v5.pt waveglow.safetensors""",
     )
     parser.add_argument("source", metavar="SRC")
     parser.add_argument("destination", metavar="DST")
@@ -290,6 +290,7 @@ def _add_info_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_info(args: argparse.Namespace) -> int:
+    from .checkpoint import model_config_dict
     from .convert import read_checkpoint
 
     checkpoint = read_checkpoint(args.checkpoint)
@@ -301,8 +302,11 @@ def _run_info(args: argparse.Namespace) -> int:
     print(f"weight norm: {'yes' if weight_norm else 'no (folded)'}")
     if checkpoint.extra:
         print(f"extra:       {', '.join(sorted(map(str, checkpoint.extra)))}")
+    if isinstance(checkpoint.extra.get("trained"), dict):
+        print("trained:")
+        print(json.dumps(checkpoint.extra["trained"], indent=2))
     print("config:")
-    print(json.dumps(checkpoint.config.to_dict(), indent=2))
+    print(json.dumps(model_config_dict(checkpoint.config), indent=2))
     return 0
 
 
@@ -402,7 +406,7 @@ def _run_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .config import Config, load_config
-    from .train import TrainingError, apply_overrides, train
+    from .train import TrainingError, apply_overrides, model_overrides, train
 
     if args.config:
         config = load_config(args.config)
@@ -411,6 +415,10 @@ def _run_train(args: argparse.Namespace) -> int:
     else:
         config = Config()
     config = apply_overrides(config, _train_overrides(args))
+    if args.init_from:
+        for key in model_overrides(args.overrides):
+            _warning(f"--set {key}: not used: --init-from {args.init_from} keeps that file's "
+                     "architecture")  # fmt: skip
     try:
         result = train(
             config,

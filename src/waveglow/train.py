@@ -301,6 +301,7 @@ def setup(
     )
     if resume_path is not None:
         restore(trainer, resume_path)
+        _check_not_finished(trainer, resume_path)
     trainer.logger.event(
         "start",
         step=trainer.progress.step,
@@ -832,6 +833,31 @@ def restore(trainer: Trainer, path: Path) -> None:
         _set_rng_state(rank_states[trainer.distributed.rank])
     trainer.last_checkpoint = Path(path)
     trainer.rollback_target = Path(path)  # its weights are finite: build_model checked
+
+
+def _check_not_finished(trainer: Trainer, path: Path) -> None:
+    """A resume of a run that already reached its ``max_iters`` would do nothing: say so."""
+    limit, step = trainer.train_config.max_iters, trainer.progress.step
+    if limit and step >= limit:
+        raise TrainingError(
+            f"{path}: the run is at step {step}, its train_config.max_iters is {limit} (saved in "
+            f"its config.json): nothing to do. To go on, raise it, e.g. --resume --max-iters "
+            f"{max(2 * limit, step + 1)}"
+        )
+
+
+def model_overrides(overrides: Sequence[str]) -> list[str]:
+    """The keys of the ``section.key=value`` overrides that set the model's architecture
+    (``waveglow_config``, ``WN_config``): a warm start takes those from its file instead."""
+    keys = []
+    for override in overrides:
+        key = override.partition("=")[0].strip()
+        sections = [_SECTION_ALIASES.get(part.strip(), part.strip()) for part in key.split(".")]
+        if sections[0] == "waveglow_config" or (
+            sections[:1] == ["data_config"] and sections[-1] == "filter_length"
+        ):
+            keys.append(key)
+    return keys
 
 
 def _check_same_architecture(saved: Config, wanted: Config, path: Path) -> None:
