@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -186,39 +186,56 @@ def synthesize_files(
     results: list[FileResult | None] = [None] * len(inputs)
     outputs = _output_paths(inputs, Path(output_dir), OUTPUT_SUFFIX)
 
-    def flush(batch: list[_Item]) -> None:
+    rate = model.data_config.sampling_rate
+
+    def flush(batch: list[_Item], bar: tqdm) -> None:
         noises = [item_noise(model, item.mel.size(1), sigma, seed, item.index) for item in batch]
         if len(batch) == 1 and denoiser is None and batch[0].mel.size(1) > chunk_frames:
-            _stream(model, batch[0], noises[0], precision, chunk_frames, results, on_error)
+            progress = lambda samples: bar.update(samples / rate)  # noqa: E731 - chunk by chunk
+            _stream(
+                model, batch[0], noises[0], precision, chunk_frames, results, on_error, progress
+            )
             return
         audio = infer_batch(model, [item.mel for item in batch], noises, precision)
         for item, item_audio in zip(batch, audio, strict=True):
             if denoiser is not None:
                 with torch.inference_mode():
                     item_audio = denoiser(item_audio, strength=denoise)
-            _write(item, item_audio, model.data_config.sampling_rate, results, on_error)
+            _write(item, item_audio, rate, results, on_error)
+            bar.update(item_audio.numel() / rate)
 
     started = time.perf_counter()
-    with tqdm(total=len(inputs), unit="file", disable=not progress) as bar:
+    with _audio_progress(progress) as bar:
         batch: list[_Item] = []
         for index, source in enumerate(map(Path, inputs)):
             item = _read_item(
                 n_mel_channels, transform, index, source, outputs[index], results, on_error
             )
-            if item is None:
-                bar.update(1)
-            else:
+            if item is not None:
                 batch.append(item)
+                bar.total += item.mel.size(1) * model.hop_length / rate
             if batch and (len(batch) == batch_size or index == len(inputs) - 1):
-                flush(batch)
-                bar.update(len(batch))
+                flush(batch, bar)
                 batch = []
+            bar.set_postfix_str(f"{index + 1}/{len(inputs)} files", refresh=True)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return SynthesisReport(
         results=[result for result in results if result is not None],
         sampling_rate=model.data_config.sampling_rate,
         wall_seconds=time.perf_counter() - started,
+    )
+
+
+def _audio_progress(enabled: bool) -> tqdm:
+    """A progress bar in seconds of audio (its rate: seconds of audio per second, i.e. the real-time
+    factor); its total grows as the inputs are read."""
+    return tqdm(
+        total=0.0,
+        unit="s",
+        disable=not enabled,
+        bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s of audio [{elapsed}<{remaining}, "
+        "{rate_fmt}{postfix}]",
     )
 
 
@@ -295,15 +312,17 @@ def _stream(
     chunk_frames: int,
     results: list[FileResult | None],
     on_error: ErrorHandler | None,
+    progress: Callable[[int], object] = lambda _samples: None,
 ) -> None:
-    """Synthesise one long item chunk by chunk straight into its wav file."""
+    """Synthesise one long item chunk by chunk straight into its wav file; ``progress`` gets the
+    samples of each chunk written."""
     parameter = next(model.parameters())
     mel = item.mel.unsqueeze(0).to(parameter.device, parameter.dtype)  # (1, M, F)
     z = noise.unsqueeze(0).to(parameter.device, parameter.dtype)  # (1, G, T_G)
     chunks = model.infer_chunks(mel, chunk_frames, z=z, precision=precision)
     try:
         samples = write_wav_chunks(
-            item.output, (chunk[0] for chunk in chunks), model.data_config.sampling_rate
+            item.output, _reporting(chunks, progress), model.data_config.sampling_rate
         )
     except AudioError as error:
         _fail(results, item.index, item.source, str(error), on_error)
@@ -313,6 +332,15 @@ def _stream(
         _fail(results, item.index, item.source, message, on_error)
         return
     results[item.index] = FileResult(item.source, item.output, samples)
+
+
+def _reporting(
+    chunks: Iterable[torch.Tensor], progress: Callable[[int], object]
+) -> Iterator[torch.Tensor]:
+    """The first item of each batch chunk (B=1), telling ``progress`` its length once written."""
+    for chunk in chunks:
+        yield chunk[0]
+        progress(chunk.size(-1))
 
 
 def _write(
