@@ -501,3 +501,76 @@ def test_no_early_outputs_infers_a_config_that_emits_none(tmp_path):
     inferred = read_checkpoint(path).config.waveglow_config
     assert [inferred.channels_at(k) for k in range(4)] == [4, 4, 4, 4]
     assert_same_model(source, load(path))
+
+
+def deflated(path: Path) -> Path:
+    """``path`` (a torch zip) rewritten with every entry deflate-compressed: a "zip bomb"."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        entries = [(info.filename, archive.read(info)) for info in archive.infolist()]
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries:
+            archive.writestr(name, data)
+    return path
+
+
+def test_zip_bomb_is_refused_from_its_directory(tmp_path, monkeypatch):
+    path = tmp_path / "bomb.pt"
+    torch.save({"upsample.weight": torch.zeros(4 * 2**20)}, path)
+    deflated(path)
+    assert path.stat().st_size < 2**20 // 8
+
+    def no_expanding(*_args, **_kwargs):
+        raise AssertionError("an entry was expanded")
+
+    monkeypatch.setattr(torch, "frombuffer", no_expanding)
+    with pytest.raises(CheckpointError, match=r"bomb\.pt: .*declares 16,7\d\d,\d\d\d bytes"):
+        read_checkpoint(path)
+
+
+def test_storages_together_may_not_claim_more_than_the_file(tmp_path):
+    """Many storages, each smaller than the file, that together claim 1000 times its size."""
+
+    class StorageMarker:
+        def __init__(self, key):
+            self.key = key
+
+    class Tensor:
+        def __init__(self, key):
+            self.key = key
+
+        def __reduce__(self):
+            arguments = (StorageMarker(self.key), 0, (256,), (1,), False, OrderedDict())
+            return (torch._utils._rebuild_tensor_v2, arguments)
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            if isinstance(obj, StorageMarker):
+                return ("storage", torch.FloatStorage, obj.key, "cpu", 256, None)
+            return None
+
+    keys = [str(k) for k in range(4000)]
+    payload = io.BytesIO()
+    Pickler(payload, protocol=2).dump({f"t{key}": Tensor(key) for key in keys})
+    path = tmp_path / "many.pt"
+    path.write_bytes(
+        pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)
+        + pickle.dumps(1001, protocol=2)
+        + pickle.dumps({"little_endian": True}, protocol=2)
+        + payload.getvalue()
+        + pickle.dumps(keys, protocol=2)
+    )
+    assert path.stat().st_size > 1024  # each storage (1 KiB) fits in the file on its own
+    with pytest.raises(CheckpointError, match=r"many\.pt: .*with the others, more than the file"):
+        read_checkpoint(path)
+
+
+def test_broadcast_tensors_cannot_fake_a_bigger_model(tmp_path):
+    """Stride-0 tensors claim the shapes of a huge model on a few bytes of storage."""
+    state = make_source(TINY, TINY_DATA).state_dict()
+    state["upsample.weight"] = torch.zeros(1).expand(8, 8, 2**20)
+    path = tmp_path / "broadcast.pt"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match=r"broadcast\.pt: its config declares a WaveGlow"):
+        read_checkpoint(path)

@@ -60,6 +60,16 @@ def test_no_upsampler_and_cond_layers_take_the_mel_bins(layout):
     assert nvidia.WN[0].cond_layer.weight_v.shape[1] == TINY.n_mel_channels * TINY.n_group
 
 
+@pytest.mark.parametrize("weight_norm", [True, False], ids=["weight-norm", "folded"])
+def test_parameter_count_from_the_config_matches_the_built_model(layout, weight_norm):
+    """The count that bounds a file's declared config (checkpoint.check_size) knows each layout."""
+    model = make_tiny(config=layout)
+    if not weight_norm:
+        model.remove_weight_norm()
+    built = sum(parameter.numel() for parameter in model.parameters())
+    assert WaveGlow.parameter_count(layout, TINY_DATA, weight_norm) == built
+
+
 def test_linear_conditioning_interpolates_between_frame_centres():
     """Step j covers samples jG..jG+G-1; its centre jG+(G-1)/2 lies between the centres of
     frames f = floor(centre / hop) and f+1 (frame f is centred on sample f*hop)."""

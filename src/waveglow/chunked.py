@@ -25,7 +25,7 @@ import numpy as np
 import soundfile
 import torch
 
-from .audio import MAX_WAV_VALUE, atomic_path
+from .audio import MAX_WAV_VALUE, AudioError, atomic_path
 
 if TYPE_CHECKING:
     from .config import DataConfig, WaveGlowConfig
@@ -179,6 +179,8 @@ def write_wav_chunks(path: str | Path, chunks: Iterable[torch.Tensor], sampling_
         ) as output,
     ):
         for chunk in chunks:
+            if not bool(torch.isfinite(chunk).all()):
+                raise AudioError(f"{path}: the audio contains NaN or infinite samples")
             pcm = _pcm16(chunk)
             output.write(pcm)
             written += pcm.size

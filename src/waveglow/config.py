@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,15 +96,14 @@ class WaveGlowConfig:
             f"mel_upsampling must be one of {', '.join(MEL_UPSAMPLINGS)}, "
             f"got {self.mel_upsampling!r}",
         )
-        channels = self.n_group
-        for k in range(self.n_flows):
-            if self.emits_early(k):
-                channels -= self.n_early_size
-            _require(
-                channels >= 2 and channels % 2 == 0,
-                f"flow {k} would see {channels} channels: n_group, n_early_size and n_early_every "
-                "must leave an even number >= 2 channels at every flow",
-            )
+        # the channels only shrink at early outputs, so the last flow's count decides (no loop:
+        # a file may declare any n_flows)
+        last = self.channels_at(self.n_flows - 1)
+        _require(
+            last >= 2 and (self.n_early_size % 2 == 0 or last == self.n_group),
+            f"flow {self.n_flows - 1} would see {last} channels: n_group, n_early_size and "
+            "n_early_every must leave an even number >= 2 channels at every flow",
+        )
 
     @property
     def has_upsampler(self) -> bool:
@@ -124,7 +125,7 @@ class WaveGlowConfig:
 
     def channels_at(self, flow: int) -> int:
         """Number of audio channels that flow ``flow`` transforms."""
-        return self.n_group - self.n_early_size * sum(self.emits_early(k) for k in range(flow + 1))
+        return self.n_group - self.n_early_size * (flow // self.n_early_every)
 
 
 @dataclass(frozen=True)
@@ -299,13 +300,40 @@ def _from_mapping(cls: type[T], data: Any, where: str) -> T:
     if unknown:
         raise ConfigError(f"unknown key(s) in {where}: {', '.join(unknown)}")
     values = {}
+    hints = typing.get_type_hints(cls)
     for name, value in data.items():
         nested = _SECTION_TYPES.get(name)
-        values[name] = _from_mapping(nested, value, name) if nested else value
+        if nested:
+            values[name] = _from_mapping(nested, value, name)
+        else:
+            values[name] = _check_type(value, hints[name], f"{where}.{name}")
     try:
         return cls(**values)
     except TypeError as error:
         raise ConfigError(f"{where}: {error}") from None
+
+
+def _check_type(value: Any, annotation: Any, where: str) -> Any:
+    """``value`` if it has the field's annotated type (bool is no int here; an int is accepted
+    for a float); a :class:`ConfigError` like "train_config.batch_size must be int, got 'abc'"."""
+    allowed = typing.get_args(annotation) if typing.get_origin(annotation) in _UNIONS else ()
+    allowed = allowed or (annotation,)
+    for kind in allowed:
+        if kind is type(None) and value is None:
+            return value
+        if kind is bool and isinstance(value, bool):
+            return value
+        if kind is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return value
+        if kind is str and isinstance(value, str):
+            return value
+    names = " or ".join("null" if kind is type(None) else kind.__name__ for kind in allowed)
+    raise ConfigError(f"{where} must be {names}, got {value!r}")
+
+
+_UNIONS = (typing.Union, types.UnionType)
 
 
 def _require(condition: bool, message: str) -> None:

@@ -61,6 +61,7 @@ from .checkpoint import (
     CheckpointError,
     _key_mismatch,
     build_model,
+    check_size,
     is_ours,
     read_ours,
     save,
@@ -112,16 +113,21 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: the file is empty")
+    checkpoint = _read_any(path)
+    check_size(checkpoint, str(path))
+    return checkpoint
+
+
+def _read_any(path: Path) -> Checkpoint:
     if path.suffix == SAFETENSORS_SUFFIX:
         return read_ours(path, None)
     payload, legacy = _load_payload(path)
     if is_ours(payload):
         return read_ours(path, payload)
     try:
-        checkpoint = _read_nvidia(payload, legacy)
+        return _read_nvidia(payload, legacy)
     except _LayoutError as error:
         raise CheckpointError(f"{path}: {error}") from None
-    return checkpoint
 
 
 def resolve_bundled(path: str | Path) -> Path:
@@ -177,16 +183,27 @@ def _stand_ins() -> dict[str, Any]:
     return stand_ins
 
 
+def read_torch_file(path: str | Path) -> tuple[Any, bool]:
+    """The unpickled content of a torch file (zip, legacy or ``.nemo``) and whether it uses
+    torch's legacy (pre-1.6) format; raises the raw error of a bad file (see :func:`_load_payload`).
+
+    Memory is bounded by the file: an archive may not declare much more data than it has
+    (:data:`MAX_EXPANSION`), and the storages together not more than that data.
+    """
+    path = Path(path)
+    with open(path, "rb") as handle:
+        if zipfile.is_zipfile(handle):
+            return _read_zip(handle), False
+        if tarfile.is_tarfile(path):
+            return _read_nemo_archive(path), False
+        handle.seek(0)
+        return _read_legacy(handle), True
+
+
 def _load_payload(path: Path) -> tuple[Any, bool]:
-    """The unpickled content and whether the file uses torch's legacy (pre-1.6) format."""
+    """:func:`read_torch_file`, every failure a :class:`CheckpointError` naming the file."""
     try:
-        with open(path, "rb") as handle:
-            if zipfile.is_zipfile(handle):
-                return _read_zip(handle), False
-            if tarfile.is_tarfile(path):
-                return _read_nemo_archive(path), False
-            handle.seek(0)
-            return _read_legacy(handle), True
+        return read_torch_file(path)
     except _Refused as error:
         raise _refusal(path, error.name) from None
     except Exception as error:  # noqa: BLE001 - every other failure is the file's
@@ -292,20 +309,24 @@ class _RestrictedUnpickler(pickle.Unpickler):
 class _Storages:
     """Storages by key, made on first use (tensors may share one); ``fill`` reads their data.
 
-    A storage may not claim more bytes than the file has (``limit``), so a hostile size cannot
-    make us allocate memory.
+    The storages together may not claim more bytes than the file has (``limit``), so hostile
+    sizes cannot make us allocate memory.
     """
 
     def __init__(self, limit: int, fill: Callable[[torch.Tensor, str], None] | None = None) -> None:
         self.tensors: dict[str, torch.Tensor] = {}
         self.limit = limit
+        self.claimed = 0
         self.fill = fill
 
     def get(self, kind: _StorageKind, key: str, numel: int) -> torch.Tensor:
         if key not in self.tensors:
             size = numel * torch.empty((), dtype=kind.dtype).element_size()
-            if not 0 <= size <= self.limit:
-                raise ValueError(f"storage {key} claims {size} bytes, more than the file holds")
+            if not 0 <= size <= self.limit - self.claimed:
+                raise ValueError(
+                    f"storage {key} claims {size} bytes: with the others, more than the file holds"
+                )
+            self.claimed += size
             tensor = torch.empty(numel, dtype=kind.dtype)
             if self.fill is not None:
                 self.fill(tensor, key)
@@ -330,6 +351,8 @@ def _copy_bytes(tensor: torch.Tensor, data: bytes | bytearray) -> None:
 def _read_zip(handle: IO[bytes]) -> Any:
     """torch's zip format: ``<name>/data.pkl`` plus one ``<name>/data/<key>`` record per storage."""
     with zipfile.ZipFile(handle) as archive:
+        declared = sum(info.file_size for info in archive.infolist())
+        check_expansion(declared, _size(handle))
         pickles = [name for name in archive.namelist() if name.endswith("/data.pkl")]
         if len(pickles) != 1:
             raise ValueError("a zip archive that is not a torch checkpoint")
@@ -342,7 +365,22 @@ def _read_zip(handle: IO[bytes]) -> Any:
             _copy_bytes(tensor, archive.read(f"{root}data/{key}"))
 
         with archive.open(pickles[0]) as data:
-            return _RestrictedUnpickler(data, _Storages(_size(handle), fill)).load()
+            return _RestrictedUnpickler(data, _Storages(declared, fill)).load()
+
+
+MAX_EXPANSION = 4
+"""How much more data than its own size an archive may declare. torch stores its zip entries
+uncompressed, so a real checkpoint declares about its size; a "zip bomb" declares thousands of
+times more."""
+
+
+def check_expansion(declared: int, size: int) -> None:
+    """Refuse an archive that declares more than :data:`MAX_EXPANSION` times its size in data."""
+    if declared > MAX_EXPANSION * size:
+        raise ValueError(
+            f"the archive declares {declared:,} bytes of data in a file of {size:,} bytes "
+            f"(more than {MAX_EXPANSION}x, torch never compresses): refused before expanding it"
+        )
 
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -387,6 +425,7 @@ def _read_nemo_archive(path: Path) -> Any:
         ]
         if len(members) != 1:
             raise ValueError("a tar archive without one model_weights.ckpt (not a .nemo file)")
+        check_expansion(members[0].size, path.stat().st_size)
         weights = archive.extractfile(members[0])
         assert weights is not None  # a regular file
         data = io.BytesIO(weights.read())

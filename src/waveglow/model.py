@@ -15,8 +15,10 @@ implementation of the inverse flow, used by :meth:`WaveGlow.infer` and by every 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -52,6 +54,32 @@ class WaveGlow(nn.Module):
         self.convinv = nn.ModuleList(
             Invertible1x1Conv(config.channels_at(k)) for k in range(config.n_flows)
         )
+
+    @staticmethod
+    def parameter_count(
+        config: WaveGlowConfig,
+        data_config: DataConfig,
+        weight_norm: bool = True,
+        limit: int | None = None,
+    ) -> int:
+        """The values a WaveGlow of ``config`` holds, from the config alone (nothing is built).
+
+        Follows :meth:`__init__` module by module. With ``limit``, the count stops as soon as it
+        exceeds ``limit`` (a file may declare any number of flows) and returns what it has so far.
+        """
+        mel_bins = config.n_mel_channels
+        total = 0
+        if config.has_upsampler:
+            total += mel_bins * mel_bins * data_config.filter_length + mel_bins  # upsample
+        for k in range(config.n_flows):
+            if limit is not None and total > limit:
+                break
+            channels = config.channels_at(k)
+            total += WN.parameter_count(
+                channels // 2, config.conditioning_channels, config.WN_config, weight_norm
+            )
+            total += Invertible1x1Conv.parameter_count(channels)
+        return total
 
     @property
     def hop_length(self) -> int:
@@ -211,9 +239,11 @@ class WaveGlow(nn.Module):
         with bf16 matrix hardware, else fp32; bf16/fp16 on CUDA) or None (plain convolutions).
         ``lengths``: each item's own number of frames in a padded batch; item b's first
         ``lengths[b] * hop`` samples are then exactly its own synthesis (the rest is padding).
-        Runs without autograd.
+        ``mel`` (and ``z``) may be any real tensor, numpy array or nested list of numbers: it is
+        converted to the model's dtype and device. Runs without autograd.
         """
-        self._check_mel(mel)
+        mel = self._check_mel(self._as_input(mel, "mel"))
+        sigma = _check_sigma(sigma)
         batch, _, frames = mel.shape
         length = frames * self.hop_length
         shape = (batch, self.n_group, length // self.n_group)
@@ -224,7 +254,7 @@ class WaveGlow(nn.Module):
             valid = self.valid_steps(lengths, frames, mel.device)
         if z is None:
             z = torch.randn(shape, device=mel.device, dtype=mel.dtype, generator=generator) * sigma
-        elif tuple(z.shape) != shape:
+        elif tuple((z := self._as_input(z, "z")).shape) != shape:
             raise ValueError(
                 f"z has shape {tuple(z.shape)}; a mel of {frames} frames needs {shape}"
             )
@@ -248,6 +278,9 @@ class WaveGlow(nn.Module):
         """
         from .chunked import DEFAULT_CHUNK_FRAMES, infer_chunks
 
+        mel = self._check_mel(self._as_input(mel, "mel"))
+        sigma = _check_sigma(sigma)
+        z = None if z is None else self._as_input(z, "z")
         chunk_frames = DEFAULT_CHUNK_FRAMES if chunk_frames is None else chunk_frames
         return infer_chunks(self, mel, chunk_frames, sigma, z, generator, precision)
 
@@ -297,7 +330,26 @@ class WaveGlow(nn.Module):
     def has_weight_norm(self) -> bool:
         return any(name.endswith("weight_g") for name, _ in self.named_parameters())
 
-    def _check_mel(self, mel: torch.Tensor) -> None:
+    def _as_input(self, value: object, name: str) -> torch.Tensor:
+        """``value`` as a finite tensor of the model's dtype, on its device."""
+        parameter = next(self.parameters())
+        if isinstance(value, list | tuple | np.ndarray):
+            array = _real_array(value, name)
+            value = torch.from_numpy(array)
+        if not isinstance(value, torch.Tensor):
+            hint = " (to read a mel file, use waveglow.load_mel)" if isinstance(value, str) else ""
+            raise ValueError(
+                f"{name} must be a tensor, a numpy array or a nested list of numbers, "
+                f"got {type(value).__name__}{hint}"
+            )
+        if value.is_complex() or value.dtype == torch.bool:
+            raise ValueError(f"{name} must hold real numbers, got {value.dtype}")
+        value = value.to(parameter.device, parameter.dtype)
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{name} contains NaN or infinite values")
+        return value
+
+    def _check_mel(self, mel: torch.Tensor) -> torch.Tensor:
         bins = self.config.n_mel_channels
         if mel.dim() != 3 or mel.size(1) != bins:
             raise ValueError(
@@ -306,6 +358,7 @@ class WaveGlow(nn.Module):
             )
         if mel.size(2) == 0:
             raise ValueError("mel has no frames")
+        return mel
 
 
 def multiply_adds_per_sample(config: WaveGlowConfig, data_config: DataConfig) -> float:
@@ -333,3 +386,24 @@ def multiply_adds_per_sample(config: WaveGlowConfig, data_config: DataConfig) ->
         else 0.0
     )
     return per_step / config.n_group + upsampler
+
+
+def _real_array(value: object, name: str) -> np.ndarray:
+    """A list or array of real numbers as a numpy array; a ValueError in our words otherwise."""
+    try:
+        array = np.asarray(value)
+    except ValueError:
+        raise ValueError(f"{name}: a nested list of unequal lengths is not an array") from None
+    if array.dtype.kind not in "iuf":
+        raise ValueError(f"{name} must hold real numbers, got an array of {array.dtype}")
+    return np.ascontiguousarray(array)
+
+
+def _check_sigma(sigma: object) -> float:
+    try:
+        value = float(sigma)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"sigma must be a number, got {sigma!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
+    return value

@@ -61,6 +61,13 @@ class WeightNormConv1d(nn.Module):
             groups=self.groups,
         )
 
+    @staticmethod
+    def parameter_count(
+        in_channels: int, out_channels: int, kernel_size: int = 1, weight_norm: bool = True
+    ) -> int:
+        """Values of such a convolution: weight (or weight_v and weight_g) and bias."""
+        return out_channels * in_channels * kernel_size + out_channels * (2 if weight_norm else 1)
+
     def fold(self) -> nn.Conv1d:
         out_channels, in_per_group, kernel_size = self.weight_v.shape
         conv = nn.Conv1d(
@@ -103,6 +110,10 @@ class Invertible1x1Conv(nn.Module):
         with torch.no_grad():
             self.conv.weight.copy_(rotation.view(channels, channels, 1))
         self._inverse_cache: tuple[tuple, torch.Tensor] | None = None
+
+    @staticmethod
+    def parameter_count(channels: int) -> int:
+        return channels * channels
 
     @property
     def matrix(self) -> torch.Tensor:
@@ -195,6 +206,28 @@ class WN(nn.Module):
             for i in range(layers)
         )
         self._gemm_cache: dict = {}
+
+    @staticmethod
+    def parameter_count(
+        n_in_channels: int, n_mel_channels: int, config: WNConfig, weight_norm: bool = True
+    ) -> int:
+        """The values a WN of these sizes holds, computed from the sizes alone (as :meth:`__init__`
+        lays them out), so that a file's declared config can be checked before anything is built."""
+        channels, layers = config.n_channels, config.n_layers
+        conv = WeightNormConv1d.parameter_count
+        if config.depthwise_separable:  # one k-tap filter per channel, then C -> 2C
+            in_layer = conv(1, channels, config.kernel_size, weight_norm)
+            in_layer += conv(channels, 2 * channels, 1, weight_norm)
+        else:
+            in_layer = conv(channels, 2 * channels, config.kernel_size, weight_norm)
+        return (
+            conv(n_in_channels, channels, 1, weight_norm)
+            + conv(channels, 2 * n_in_channels, 1, weight_norm=False)  # end: a plain Conv1d
+            + conv(n_mel_channels, 2 * channels * layers, 1, weight_norm)
+            + layers * in_layer
+            + (layers - 1) * conv(channels, 2 * channels, 1, weight_norm)
+            + conv(channels, channels, 1, weight_norm)
+        )
 
     def forward(
         self,
