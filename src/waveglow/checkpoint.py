@@ -85,17 +85,22 @@ def model_config_dict(config: Config) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- reading
 def load(
-    path: str | Path, device: str | torch.device = "cpu", weight_norm: bool = False
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    weight_norm: bool = False,
+    glow_old: bool | None = None,
 ) -> WaveGlow:
     """Load our format or any NVIDIA checkpoint layout; returns an eval-mode :class:`WaveGlow`.
 
     Weight norm is folded into plain convolutions unless ``weight_norm=True`` (for training).
+    ``glow_old``: for NVIDIA files, True reads them as ``glow_old.py`` did, False as ``glow.py``,
+    None from the file (see :func:`waveglow.convert.read_checkpoint`).
     Loading never executes code from the file.
     """
     from .convert import read_checkpoint
 
     device = resolve_device(device)
-    checkpoint = read_checkpoint(path)
+    checkpoint = read_checkpoint(path, glow_old)
     model = build_model(checkpoint, weight_norm=weight_norm, source=str(path))
     return model.to(device).eval()
 

@@ -265,13 +265,21 @@ safetensors.""",
     )
     parser.add_argument("source", metavar="SRC")
     parser.add_argument("destination", metavar="DST")
+    parser.add_argument(
+        "--glow-old",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="read an NVIDIA file as glow_old.py did (odd flows' coupling halves swapped), or "
+        "with --no-glow-old as glow.py did (default: from the pickled module; a bare state "
+        "dict as glow.py)",
+    )
     parser.set_defaults(handler=_run_convert)
 
 
 def _run_convert(args: argparse.Namespace) -> int:
     from .convert import convert
 
-    checkpoint = convert(args.source, args.destination)
+    checkpoint = convert(args.source, args.destination, glow_old=args.glow_old)
     print(f"converted {args.source} ({checkpoint.layout}) to {args.destination}")
     return 0
 

@@ -16,11 +16,13 @@ Whatever the container, the weights may use any of NVIDIA's historical WaveNet l
 fused into today's names; the layout then carries a suffix:
 
 * per-layer conditioning ``WN.k.cond_layers.i`` (before August 2019) ``+cond-layers``;
-* split ``WN.k.res_layers.i`` / ``WN.k.skip_layers.i`` (``glow_old``, before November 2018)
-  ``+res-skip-split``. NVIDIA's ``glow_old.py`` also swapped the coupling halves on odd flows, which
-  no choice of weights can express: such files, and pickles of ``glow_old`` classes, get
-  ``swap_odd_couplings=True`` in their inferred config, so they synthesise as NVIDIA's code did
-  (and keep the flag when converted to our format).
+* split ``WN.k.res_layers.i`` / ``WN.k.skip_layers.i`` (``glow.py`` before its commit 8a5d43f of
+  November 2018, and ``glow_old.py``) ``+res-skip-split``. NVIDIA's ``glow_old.py`` also swapped the
+  coupling halves on odd flows, which no choice of weights can express: pickles of ``glow_old``
+  classes get ``swap_odd_couplings=True`` in their inferred config, so they synthesise as NVIDIA's
+  code did (and keep the flag when converted to our format); pickles of ``glow`` classes do not.
+  A bare state dict cannot say which code wrote it: split layers are then read as ``glow.py``
+  wrote them, with a :class:`LayoutWarning`, and ``glow_old=True`` chooses the other reading.
 
 Weight norm may be present as ``weight_g``/``weight_v`` or folded into ``weight``.
 
@@ -45,6 +47,7 @@ import io
 import pickle
 import re
 import tarfile
+import warnings
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -55,6 +58,7 @@ from typing import IO, Any
 
 import torch
 
+from .audio import InputWarning
 from .checkpoint import (
     SAFETENSORS_SUFFIX,
     Checkpoint,
@@ -89,6 +93,11 @@ def _no_backend(*_: Any) -> None:
     return None
 
 
+class LayoutWarning(InputWarning):
+    """A file whose layout does not say how NVIDIA's code read it; the message names the file,
+    the reading chosen and how to choose the other."""
+
+
 class _LayoutError(Exception):
     """A problem with the file's content; :func:`read_checkpoint` prefixes the file name."""
 
@@ -102,30 +111,33 @@ class _Refused(pickle.UnpicklingError):
 
 
 # ---------------------------------------------------------------------------- entry points
-def read_checkpoint(path: str | Path) -> Checkpoint:
+def read_checkpoint(path: str | Path, glow_old: bool | None = None) -> Checkpoint:
     """Read any supported file into a :class:`Checkpoint` (config + fused-layout state dict).
 
     ``path`` may also name a model shipped inside the package (``"demo"``), unless a file of that
-    name exists.
+    name exists. ``glow_old`` (NVIDIA files only): True reads the file as NVIDIA's ``glow_old.py``
+    did (odd flows' coupling halves swapped), False as ``glow.py`` did; None decides from the
+    pickled module, and reads a bare state dict as ``glow.py`` (with a :class:`LayoutWarning`
+    where its split res/skip layers could have come from either).
     """
     path = resolve_bundled(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: the file is empty")
-    checkpoint = _read_any(path)
+    checkpoint = _read_any(path, glow_old)
     check_size(checkpoint, str(path))
     return checkpoint
 
 
-def _read_any(path: Path) -> Checkpoint:
+def _read_any(path: Path, glow_old: bool | None) -> Checkpoint:
     if path.suffix == SAFETENSORS_SUFFIX:
         return read_ours(path, None)
     payload, legacy = _load_payload(path)
     if is_ours(payload):
         return read_ours(path, payload)
     try:
-        return _read_nvidia(payload, legacy)
+        return _read_nvidia(payload, legacy, glow_old, str(path))
     except _LayoutError as error:
         raise CheckpointError(f"{path}: {error}") from None
 
@@ -144,9 +156,12 @@ def resolve_bundled(path: str | Path) -> Path:
     return resource
 
 
-def convert(source: str | Path, destination: str | Path) -> Checkpoint:
-    """Convert any supported checkpoint to our format; returns what was read."""
-    checkpoint = read_checkpoint(source)
+def convert(
+    source: str | Path, destination: str | Path, glow_old: bool | None = None
+) -> Checkpoint:
+    """Convert any supported checkpoint to our format; returns what was read (``glow_old``: as
+    for :func:`read_checkpoint`)."""
+    checkpoint = read_checkpoint(source, glow_old)
     model = build_model(checkpoint, weight_norm=False, source=str(source))
     save(model, destination)
     return checkpoint
@@ -436,7 +451,9 @@ def _read_nemo_archive(path: Path) -> Any:
 
 
 # ---------------------------------------------------------------------------- payload kinds
-def _read_nvidia(payload: Any, legacy: bool) -> Checkpoint:
+def _read_nvidia(
+    payload: Any, legacy: bool, glow_old: bool | None = None, source: str = ""
+) -> Checkpoint:
     """Detect the container, extract its tensors, normalise names, fuse, infer the config."""
     layout, state, hints, extra = _extract(payload, legacy)
     state, ignored, nemo = _normalise_names(state)
@@ -448,11 +465,33 @@ def _read_nvidia(payload: Any, legacy: bool) -> Checkpoint:
     state, fusions = _fuse_old_layouts(state)
     config = _infer_config(state, hints)
     _check_keys(state, config)
-    if extra.get("nvidia_module") == "glow_old" or "res-skip-split" in fusions:
-        # glow_old.py (the only code that wrote split res/skip layers) swaps odd flows' halves
+    if _swaps_odd_couplings(
+        extra.get("nvidia_module"), "res-skip-split" in fusions, glow_old, source
+    ):
         flow = dataclasses.replace(config.waveglow_config, swap_odd_couplings=True)
         config = config.replace(waveglow_config=flow)
     return Checkpoint(config, state, layout="+".join([layout, *fusions]), extra=extra)
+
+
+def _swaps_odd_couplings(
+    module: str | None, split_res_skip: bool, glow_old: bool | None, source: str
+) -> bool:
+    """Whether NVIDIA's code that wrote the file swapped odd flows' coupling halves: only
+    ``glow_old.py`` did. The user's ``glow_old`` decides, else the pickled module; a bare state
+    dict is read as ``glow.py``, said in a warning where split layers make either possible."""
+    if glow_old is not None:
+        return glow_old
+    if module is not None:
+        return module == "glow_old"
+    if split_res_skip:
+        warnings.warn(
+            f"{source}: split res/skip layers without a pickled module: read as NVIDIA's glow.py "
+            "wrote them (before November 2018); if glow_old.py wrote the file, pass glow_old=True "
+            "(waveglow convert --glow-old)",
+            LayoutWarning,
+            stacklevel=4,
+        )
+    return False
 
 
 def _extract(
