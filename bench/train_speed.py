@@ -10,7 +10,11 @@ pre-made batches, in interleaved rounds (the best round counts):
   ours ... GEMM    the same step with the matrix-product WN (waveglow.fast), fp32 / bf16 products
 bf16 variants run where the CPU multiplies bf16 matrices in hardware (AMX, AVX512-BF16) or with
 ``--bf16 yes``. Speed targets are ratios to the baseline of the same run (target: bf16 GEMM
->= 2.5x)."""
+>= 2.5x).
+
+``--layouts`` instead compares the model layouts (config options of the same flow) by training
+samples per CPU-second (process time, all threads) of our fp32 conv step, against today's demo
+configuration in the same run, with each one's multiply-adds per output sample."""
 
 from __future__ import annotations
 
@@ -131,6 +135,82 @@ def bench_model(
     return {"model": name, "batch_size": batch_size, "segment_length": segment_length, **results}
 
 
+LAYOUTS = {  # name: waveglow_config, trained on 4 x 16384-sample segments
+    "demo (n_group 8, upsampler)": WaveGlowConfig(WN_config=WNConfig(n_layers=4, n_channels=64)),
+    "frame8 (n_group 8, linear)": WaveGlowConfig(
+        WN_config=WNConfig(n_layers=4, n_channels=64), mel_upsampling="linear"
+    ),
+    "frame16 (n_group 16, linear)": WaveGlowConfig(
+        n_group=16, WN_config=WNConfig(n_layers=4, n_channels=64), mel_upsampling="linear"
+    ),
+    "squeeze128 (SqueezeWave-128S-like)": WaveGlowConfig(
+        n_group=128,
+        n_early_size=16,
+        WN_config=WNConfig(n_layers=8, n_channels=128, dilation_base=1, depthwise_separable=True),
+        mel_upsampling="linear",
+    ),
+}
+
+
+def bench_layouts(args) -> list[dict]:  # noqa: ANN001 - args: the parsed command line
+    """Training samples per CPU-second of each layout, interleaved rounds, best round counts."""
+    from waveglow.model import multiply_adds_per_sample
+
+    batch_size, segment_length = 4, 16384
+    steps, stop, trainers = {}, StopRequest(), []
+    with tempfile.TemporaryDirectory() as scratch:
+        for index, (name, waveglow_config) in enumerate(LAYOUTS.items()):
+            data_config = DataConfig(segment_length=segment_length)
+            folder = Path(scratch) / f"corpus{index}"
+            folder.mkdir()
+            corpus = make_corpus(folder, data_config.sampling_rate, batch_size + 2)
+            config = Config(
+                waveglow_config,
+                dataclasses.replace(data_config, training_files=str(corpus)),
+                TrainConfig(
+                    output_directory=str(Path(scratch) / f"run{index}"),
+                    batch_size=batch_size,
+                    validation_size=1,
+                    num_workers=0,
+                ),
+            )
+            batches = make_batches(config, batch_size, args.warmup + args.steps)
+            trainers.append(our_trainer(config, "fp32", "conv"))
+            steps[name] = (lambda b, t=trainers[-1]: train_step(t, [b], stop), batches, config)
+        results = dict.fromkeys(steps, 0.0)
+        for _ in range(args.rounds):
+            for name, (step, batches, _) in steps.items():
+                rate = samples_per_cpu_second(step, batches, args.warmup)
+                results[name] = max(results[name], rate)
+        for trainer in trainers:
+            trainer.logger.close()
+    baseline = next(iter(results.values()))
+    print(f"\nlayouts: batch {batch_size} x {segment_length}, {torch.get_num_threads()} threads")
+    rows = []
+    for name, rate in results.items():
+        config = steps[name][2]
+        madds = multiply_adds_per_sample(config.waveglow_config, config.data_config)
+        print(
+            f"  {name:30s} {madds / 1e3:7.1f} k MAC/sample {rate:9.0f} samples/CPU-s "
+            f"{rate / baseline:5.2f}x",
+            flush=True,
+        )
+        rows.append({"layout": name, "madds_per_sample": madds, "samples_per_cpu_second": rate})
+    return rows
+
+
+def samples_per_cpu_second(
+    step: Callable[[Batch], None], batches: list[Batch], warmup: int
+) -> float:
+    for batch in batches[:warmup]:
+        step(batch)
+    started = time.process_time()
+    for batch in batches[warmup:]:
+        step(batch)
+    seconds = time.process_time() - started
+    return sum(b.audio.numel() for b in batches[warmup:]) / seconds
+
+
 def variants(bf16: str) -> list[tuple[str, str, str]]:
     """(label, precision, wn_implementation) of our steps; bf16 only where it can pay off."""
     chosen = [("ours fp32 conv WN", "fp32", "conv"), ("ours fp32 GEMM WN", "fp32", "gemm")]
@@ -152,7 +232,13 @@ def main() -> None:
     parser.add_argument("--bf16", choices=("auto", "yes", "no"), default="auto")
     parser.add_argument("--quick", action="store_true", help="the small model, short segments")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--layouts", action="store_true", help="compare the model layouts")
     args = parser.parse_args()
+    if args.layouts:
+        rows = bench_layouts(args)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=2))
+        return
     models = MODELS
     if args.quick:
         config, batch_size, _ = MODELS["small (12 flows, WN 4x64)"]

@@ -59,11 +59,16 @@ TINY = WaveGlowConfig(
 TINY_DATA = DataConfig(filter_length=64, hop_length=16, win_length=64, mel_fmax=8000.0)
 
 
-def make_tiny(seed: int = 0, dtype: torch.dtype = torch.float32, active: bool = True) -> WaveGlow:
+def make_tiny(
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    active: bool = True,
+    config: WaveGlowConfig = TINY,
+) -> WaveGlow:
     """A tiny WaveGlow; ``active`` gives the zero-initialised ``end`` layers random weights so that
     every coupling really transforms (a freshly initialised flow is only the 1x1 convolutions)."""
     torch.manual_seed(seed)
-    model = WaveGlow(TINY, TINY_DATA).to(dtype)
+    model = WaveGlow(config, TINY_DATA).to(dtype)
     if active:
         with torch.no_grad():
             for wn in model.WN:

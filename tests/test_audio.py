@@ -3,6 +3,8 @@ audio/mel file I/O."""
 
 from __future__ import annotations
 
+import os
+
 import librosa
 import numpy as np
 import pytest
@@ -223,3 +225,122 @@ def test_atomic_writes_get_the_mode_a_plain_write_would(tmp_path):
     for name in ("a.wav", "b.bin"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o640  # not mkstemp's 0o600
     assert (tmp_path / "b.bin").read_bytes() == b"data"
+
+
+def test_zip_bomb_mel_is_refused_before_expanding(tmp_path):
+    import zipfile
+
+    path = tmp_path / "bomb.pt"
+    torch.save(torch.zeros(80, 50000), path)  # 16 MB of zeros
+    with zipfile.ZipFile(path) as archive:
+        entries = [(info.filename, archive.read(info)) for info in archive.infolist()]
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries:
+            archive.writestr(name, data)
+    with pytest.raises(AudioError, match=r"bomb\.pt: .*declares 16,\d{3},\d{3} bytes"):
+        load_mel(path)
+
+
+def test_npy_header_declaring_more_than_the_file_is_refused(tmp_path):
+    path = tmp_path / "liar.npy"
+    with open(path, "wb") as handle:
+        header = {"descr": "<f4", "fortran_order": False, "shape": (80, 10**10)}
+        np.lib.format.write_array_header_1_0(handle, header)
+        handle.write(bytes(1280))  # data for 4 frames only
+    with pytest.raises(AudioError, match=r"liar\.npy: .*declares 3,200,000,000,000 bytes"):
+        load_mel(path)
+
+
+@pytest.mark.parametrize(
+    ("audio", "message"),
+    [
+        (np.array([0.1, np.nan, 0.2]), "NaN or infinite"),
+        (np.zeros((2, 100)), r"shape \(samples,\), got \(2, 100\)"),
+    ],
+    ids=["nan", "two-channels"],
+)
+def test_save_wav_refuses_garbage_and_writes_nothing(tmp_path, audio, message):
+    with pytest.raises(AudioError, match=message):
+        save_wav(tmp_path / "out.wav", audio, 22050)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_out_of_range_inputs_are_used_with_a_warning(tmp_path):
+    from waveglow.audio import InputWarning
+
+    loud = tmp_path / "loud.wav"
+    soundfile.write(loud, np.linspace(-5, 5, 2000, dtype=np.float32), 22050, subtype="FLOAT")
+    with pytest.warns(InputWarning, match=r"loud\.wav: the samples peak at 5"):
+        audio, _ = load_audio(loud)
+    assert audio.max() == pytest.approx(5.0)  # used as it is
+    absurd = tmp_path / "absurd.npy"
+    np.save(absurd, np.full((80, 4), 1e30, dtype=np.float32))
+    with pytest.warns(InputWarning, match=r"absurd\.npy: the mel's values span \[1e\+30"):
+        assert load_mel(absurd).max() == pytest.approx(1e30)
+
+
+def test_atomic_writes_replace_only_regular_files(tmp_path):
+    import os
+
+    from waveglow.audio import atomic_path
+
+    folder = tmp_path / "out.wav"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError) as caught:
+        save_wav(folder, np.zeros(10), 22050)
+    assert caught.value.filename == str(folder)  # not the temporary file
+    fifo = tmp_path / "fifo.bin"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="not a regular file"), atomic_path(fifo) as temporary:
+        temporary.write_bytes(b"data")
+    assert fifo.is_fifo() and folder.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo.bin", "out.wav"]
+
+
+def test_atomic_writes_leave_a_device_node_alone(tmp_path):
+    import stat
+
+    null = tmp_path / "null"  # a copy of the null device (never the real one)
+    try:
+        os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except (PermissionError, OSError):
+        pytest.skip("cannot make a device node here")
+    with pytest.raises(OSError, match="not a regular file"):
+        save_wav(null, np.zeros(10), 22050)
+    assert null.is_char_device() and [p.name for p in tmp_path.iterdir()] == ["null"]
+
+
+def test_safetensors_and_torch_outputs_both_follow_the_umask(tmp_path):
+    import os
+
+    from conftest import make_tiny
+    from waveglow import save
+
+    previous = os.umask(0o022)
+    try:
+        for name in ("model.pt", "model.safetensors"):
+            save(make_tiny(), tmp_path / name)
+    finally:
+        os.umask(previous)
+    modes = {
+        name: (tmp_path / name).stat().st_mode & 0o777 for name in ("model.pt", "model.safetensors")
+    }
+    assert modes == {"model.pt": 0o644, "model.safetensors": 0o644}
+
+
+def test_a_dead_writers_temporary_is_removed_by_the_next_write(tmp_path):
+    import subprocess
+
+    from waveglow import audio
+
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    dead = tmp_path / f".song.wav.{finished.pid}.0123abcd.tmp"
+    alive = tmp_path / f".other.wav.{os.getppid()}.0123abcd.tmp"
+    unrelated = tmp_path / ".notes.tmp"
+    for path in (dead, alive, unrelated):
+        path.write_bytes(b"partial")
+    save_wav(tmp_path / "new.wav", np.zeros(10), 22050)
+    assert not dead.exists()
+    assert alive.exists() and unrelated.exists()
+    assert audio.remove_stale_temporaries(tmp_path) == []  # once per process and folder

@@ -125,3 +125,78 @@ def test_bundled_name_prefers_an_existing_file(tmp_path, monkeypatch):
     assert resolve_bundled("demo") == Path("demo")
     with pytest.raises(CheckpointError, match="empty"):
         waveglow.load("demo")
+
+
+@pytest.mark.parametrize(
+    "section, key, value",
+    [
+        ("WN_config", "n_channels", 65536),
+        ("WN_config", "n_layers", 2048),
+        ("waveglow_config", "n_flows", 10**7),
+        ("WN_config", "n_channels", 16),  # only twice as big: still refused before building
+    ],
+)
+def test_a_config_bigger_than_the_weights_is_refused_before_building(
+    tmp_path, monkeypatch, source, section, key, value
+):
+    path = save(source, tmp_path / "model.pt")
+    payload = torch.load(path, weights_only=True)
+    target = payload["config"]["waveglow_config"]
+    (target["WN_config"] if section == "WN_config" else target)[key] = value
+    if key == "n_flows":
+        target["n_early_size"] = 0
+    torch.save(payload, path)
+
+    def no_building(*_args, **_kwargs):
+        raise AssertionError("a model was built")
+
+    monkeypatch.setattr(WaveGlow, "__init__", no_building)
+    for reader in (read_checkpoint, load):
+        with pytest.raises(CheckpointError, match=r"model\.pt: its config declares a WaveGlow"):
+            reader(path)
+
+
+def test_values_held_counts_each_storage_once_and_never_a_broadcast():
+    from waveglow.checkpoint import values_held
+
+    base = torch.zeros(10)
+    state = {"a": base, "b": base[2:5], "c": torch.zeros(1).expand(10**9), "d": torch.ones(3)}
+    assert values_held(state) == 10 + 1 + 3
+
+
+def test_non_finite_weights_are_refused_naming_the_first(tmp_path, source):
+    path = save(source, tmp_path / "model.pt")
+    payload = torch.load(path, weights_only=True)
+    names = list(payload["state_dict"])
+    payload["state_dict"][names[3]][0] = float("nan")
+    payload["state_dict"][names[7]][0] = float("inf")
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match=rf"model\.pt: {names[3]} holds NaN or infinite"):
+        load(path)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_is_one_clear_error(tmp_path, source):
+    from waveglow.synthesize import synthesize_files
+
+    path = save(source, tmp_path / "model.pt")
+    with pytest.raises(ValueError, match="device 'cuda': CUDA is not available"):
+        load(path, device="cuda")
+    with pytest.raises(ValueError, match="device 'cuda:0': CUDA is not available"):
+        synthesize_files(load(path), [], tmp_path, device="cuda:0")
+
+
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [("[1, 2]", "is a JSON list, not an object"), ("{not json", "is not JSON")],
+)
+def test_safetensors_metadata_that_is_no_json_object(tmp_path, source, metadata, message):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "model.safetensors"
+    state = {name: tensor.contiguous() for name, tensor in source.state_dict().items()}
+    save_file(state, str(path), metadata={"waveglow": metadata})
+    with pytest.raises(
+        CheckpointError, match=rf"model\.safetensors: its WaveGlow metadata {message}"
+    ):
+        read_checkpoint(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import subprocess
@@ -360,3 +361,155 @@ def test_bench_usage_errors_are_one_line_exit_2(checkpoint, capsys, args, needle
     captured = capsys.readouterr()
     errors = [line for line in captured.err.splitlines() if "error" in line]
     assert len(errors) == 1 and needle in errors[0] and captured.out == ""
+
+
+def test_out_of_range_input_is_one_warning_line(tmp_path, checkpoint, capsys):
+    np.save(tmp_path / "absurd.npy", np.full((8, 6), 1e30, dtype=np.float32))
+    assert run("synthesize", "-c", checkpoint, tmp_path / "absurd.npy", "-o", tmp_path, "-q") == 0
+    error = capsys.readouterr().err
+    assert error.startswith(f"waveglow: warning: {tmp_path / 'absurd.npy'}: the mel's values")
+    assert error.count("\n") == 1
+
+
+_SIGTERM_AFTER_WRITING = """
+import os, signal, sys
+import soundfile
+from waveglow.cli import main
+
+real_write = soundfile.write
+
+
+def write(*args, **kwargs):  # the wav is written, not yet renamed: a SIGTERM arrives
+    real_write(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+soundfile.write = write
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_during_synthesis_leaves_no_temporary_file(tmp_path, checkpoint):
+    torch.save(random_mel(9, 0), tmp_path / "m.pt")
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-c", _SIGTERM_AFTER_WRITING, "synthesize", "-c", str(checkpoint),
+         str(tmp_path / "m.pt"), "-o", str(out), "-q"],
+        capture_output=True, text=True, env=_subprocess_env(), timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 143
+    assert result.stderr.strip() == "waveglow: error: terminated (SIGTERM)"
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        lambda: OSError(errno.ENOSPC, "No space left on device"),
+        lambda: soundfile.LibsndfileError(2, "Error writing: "),  # what soundfile raises then
+    ],
+    ids=["oserror", "libsndfile"],
+)
+def test_a_full_disk_fails_that_file_and_the_batch_goes_on(
+    tmp_path, checkpoint, capsys, monkeypatch, failure
+):
+    from waveglow import audio
+
+    inputs = []
+    for index in range(3):
+        inputs.append(tmp_path / f"m{index}.pt")
+        torch.save(random_mel(6, index), inputs[-1])
+    real_write, calls = soundfile.write, []
+
+    def write(path, *args, **kwargs):
+        calls.append(path)
+        real_write(path, *args, **kwargs)
+        if len(calls) == 2:
+            raise failure()
+
+    monkeypatch.setattr(audio.soundfile, "write", write)
+    out = tmp_path / "out"
+    assert run("synthesize", "-c", checkpoint, *inputs, "-o", out, "-q") == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"waveglow: error: {out / f'm1{OUTPUT_SUFFIX}'}: cannot write (")
+    assert sorted(p.name for p in out.iterdir()) == [f"m0{OUTPUT_SUFFIX}", f"m2{OUTPUT_SUFFIX}"]
+
+
+def test_evaluate_scores_the_readable_clips_and_lists_the_others(tmp_path, checkpoint, capsys):
+    pytest.importorskip("pesq", reason="the eval extra is not installed")
+    pytest.importorskip("pystoi", reason="the eval extra is not installed")
+    t = np.arange(11025) / 22050
+    soundfile.write(tmp_path / "good.wav", 0.3 * np.sin(2 * np.pi * 180 * t), 22050)
+    soundfile.write(tmp_path / "short.wav", np.zeros(100), 22050)
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF nothing else")
+    inputs = [tmp_path / name for name in ("corrupt.wav", "good.wav", "short.wav")]
+    out = tmp_path / "eval"
+    code = run("evaluate", "-c", checkpoint, *inputs, "-o", out, "--baseline", "none",
+               "--no-dnsmos", "-q")  # fmt: skip
+    assert code == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert [line.split(": ")[2] for line in lines] == [
+        str(tmp_path / "corrupt.wav"),
+        str(tmp_path / "short.wav"),
+    ]
+    import json
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["clips"] == ["good"]
+    assert [failure["file"] for failure in summary["failures"]] == [str(p) for p in inputs[::2]]
+    assert "2 file(s) could not be scored" in (out / "report.md").read_text()
+
+
+def test_a_closed_stdout_ends_quietly(checkpoint):
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `| head -1` having exited: every write fails with EPIPE
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "waveglow", "info", str(checkpoint)],
+            stdout=write_end, stderr=subprocess.PIPE, text=True, env=_subprocess_env(),
+            timeout=120,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_info_of_a_model_file_shows_no_machine_path_nor_training_defaults(tmp_path, capsys):
+    import dataclasses
+
+    model = make_tiny()
+    model.data_config = dataclasses.replace(model.data_config, training_files="/home/me/lj.txt")
+    path = save(model, tmp_path / "model.safetensors")
+    assert run("info", path) == 0
+    out = capsys.readouterr().out
+    assert "/home/me" not in out and "learning_rate" not in out and "train_config" not in out
+    assert '"n_mel_channels": 8' in out
+
+
+def test_convert_help_names_the_published_file(capsys):
+    assert run("convert", "--help") == 0
+    out = capsys.readouterr().out
+    assert "waveglow_256channels_universal_v5.pt" in out and "universe" not in out
+
+
+def test_init_from_with_an_architecture_set_warns(tmp_path, checkpoint, capsys, monkeypatch):
+    from waveglow import train as train_module
+
+    def stop(*_args, **_kwargs):
+        raise train_module.TrainingError("stopped here")
+
+    monkeypatch.setattr(train_module, "train", stop)
+    code = run("train", "--init-from", checkpoint, "-o", tmp_path / "run", "--data", tmp_path,
+               "--set", "waveglow.WN.n_channels=16", "--set", "train.batch_size=2")  # fmt: skip
+    assert code == 1
+    error = capsys.readouterr().err
+    assert "warning: --set waveglow.WN.n_channels: not used: --init-from" in error
+    assert "batch_size" not in error
+
+
+def test_the_bundled_model_carries_no_machine_path_and_its_true_training(capsys):
+    assert run("info", "demo") == 0
+    out = capsys.readouterr().out
+    assert "training_files" not in out and "/work/" not in out.replace("src/waveglow", "")
+    assert '"steps": 6200' in out and '"precision": "fp32"' in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -67,3 +68,27 @@ def test_model_derives_upsampler_from_data_config():
     )
     model = WaveGlow(config.waveglow_config, config.data_config)
     assert model.upsample.kernel_size == (512,) and model.upsample.stride == (128,)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.batch_size=abc", "train_config.batch_size must be int, got 'abc'"),
+        ("train.batch_size=true", "train_config.batch_size must be int, got True"),
+        ("train.fp16_run=1", "train_config.fp16_run must be bool, got 1"),
+        ("train.precision=16", "train_config.precision must be str, got 16"),
+        ("data.mel_fmax=high", "data_config.mel_fmax must be float or null, got 'high'"),
+        ("waveglow.WN.n_channels=2.5", "WN_config.n_channels must be int, got 2.5"),
+    ],
+)
+def test_values_of_the_wrong_type_are_named(override, message):
+    from waveglow.train import apply_overrides
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        apply_overrides(Config(), [override])
+
+
+def test_an_int_is_a_float():
+    from waveglow.train import apply_overrides
+
+    assert apply_overrides(Config(), ["train.learning_rate=1"]).train_config.learning_rate == 1

@@ -8,6 +8,7 @@ import os
 import pickle
 import sys
 import tarfile
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 
@@ -28,11 +29,12 @@ from nvidia_layouts import (
 )
 from waveglow import CheckpointError, load
 from waveglow.checkpoint import build_model
-from waveglow.convert import convert, read_checkpoint
+from waveglow.convert import LayoutWarning, convert, read_checkpoint
 
 PICKLE_VARIANTS = {  # module name, per-layer cond_layers, split res/skip, layout suffix
     "fused": ("glow", False, False, ""),
     "cond-layers": ("glow", True, False, "+cond-layers"),
+    "glow-split": ("glow", True, True, "+cond-layers+res-skip-split"),  # glow.py before 8a5d43f
     "glow-old": ("glow_old", True, True, "+cond-layers+res-skip-split"),
     "glow-old-converted": ("glow_old", True, False, "+cond-layers"),  # NVIDIA's convert_model.py
 }
@@ -68,17 +70,22 @@ def write_official_pickle(
 
 
 def read_and_check(
-    path: Path, source: torch.nn.Module, layout: str, tmp_path: Path, glow_old: bool = False
+    path: Path,
+    source: torch.nn.Module,
+    layout: str,
+    tmp_path: Path,
+    glow_old: bool = False,
+    option: bool | None = None,
 ) -> None:
     """Read, build (both weight-norm forms), convert and reload: always ``source``'s outputs.
 
-    glow_old files (and the split res/skip layout only it wrote) load with NVIDIA's swapped
-    coupling halves on odd flows (``source`` must then have them too), checked against a
-    step-by-step reading of glow_old.py's inverse, and keep them when converted.
+    ``glow_old``: the file is expected to load with glow_old.py's swapped coupling halves on odd
+    flows (``source`` must then have them too), checked against a step-by-step reading of
+    glow_old.py's inverse, and to keep them when converted. ``option``: the ``glow_old`` argument
+    passed to the reader and the converter.
     """
-    glow_old = glow_old or "res-skip-split" in layout
     assert source.config.swap_odd_couplings == glow_old
-    checkpoint = read_checkpoint(path)
+    checkpoint = read_checkpoint(path, option)
     assert checkpoint.layout == layout
     assert checkpoint.config.waveglow_config == source.config
     assert checkpoint.config.data_config.hop_length == source.hop_length
@@ -88,14 +95,14 @@ def read_and_check(
     if glow_old:
         assert_glow_old_inverse(loaded)
     converted = tmp_path / "converted.pt"
-    convert(path, converted)
+    convert(path, converted, option)
     reread = read_checkpoint(converted)
     assert reread.layout == "waveglow"
     assert reread.config.waveglow_config.swap_odd_couplings == glow_old
     assert_same_model(source, load(converted))
     if glow_old:
         assert_glow_old_inverse(load(converted))
-        safetensors = convert(path, tmp_path / "converted.safetensors").config
+        safetensors = convert(path, tmp_path / "converted.safetensors", option).config
         assert read_checkpoint(tmp_path / "converted.safetensors").config == safetensors
         assert safetensors.waveglow_config.swap_odd_couplings
 
@@ -121,7 +128,7 @@ def test_official_pickle_loads_the_same_model(monkeypatch, tmp_path, variant, le
     glow_old = variant.startswith("glow-old")
     read_and_check(path, source, layout, tmp_path, glow_old=glow_old)
     extra = read_checkpoint(path).extra
-    origin = "glow_old" if glow_old else "glow"
+    origin = PICKLE_VARIANTS[variant][0]
     assert extra == {"iteration": 580000, "learning_rate": 1e-4, "nvidia_module": origin}
 
 
@@ -220,12 +227,50 @@ def test_per_layer_cond_layers(tmp_path):
     read_and_check(path, source, "state-dict+cond-layers", tmp_path)
 
 
-def test_split_res_and_skip_layers(tmp_path):
-    source = make_source(dataclasses.replace(SMALL, swap_odd_couplings=True))  # glow_old's maths
+def test_split_res_and_skip_layers_in_a_bare_state_dict_read_as_glow_py(tmp_path):
+    """The file cannot tell glow.py from glow_old.py: glow.py's reading, said in one warning."""
+    source = make_source()
     state = old_state_dict(source, cond_layers=True, res_skip_split=True)
     assert "WN.0.res_layers.1.weight_v" in state and "WN.0.res_layers.2.weight_v" not in state
     path = save_torch(state, tmp_path / "old.pt")
-    read_and_check(path, source, "state-dict+cond-layers+res-skip-split", tmp_path)
+    with pytest.warns(LayoutWarning, match=r"old\.pt: split res/skip.*glow\.py.*glow_old=True"):
+        read_and_check(path, source, "state-dict+cond-layers+res-skip-split", tmp_path)
+
+
+def test_split_res_and_skip_layers_read_as_glow_old_when_asked(tmp_path):
+    source = make_source(dataclasses.replace(SMALL, swap_odd_couplings=True))  # glow_old's maths
+    state = old_state_dict(source, cond_layers=True, res_skip_split=True)
+    path = save_torch(state, tmp_path / "old.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LayoutWarning)  # the user chose: nothing to warn about
+        layout = "state-dict+cond-layers+res-skip-split"
+        read_and_check(path, source, layout, tmp_path, glow_old=True, option=True)
+
+
+def test_glow_py_pickle_with_split_layers_is_the_fused_file(monkeypatch, tmp_path):
+    """NVIDIA's glow.py wrote split res/skip layers until November 2018 and never swapped the
+    coupling halves: its pickle gives the same z, log-det and audio as the fused file."""
+    split = tmp_path / "split.pt"
+    fused = tmp_path / "fused.pt"
+    source = write_official_pickle(monkeypatch, split, "glow-split")
+    same = write_official_pickle(monkeypatch, fused, "fused").state_dict()
+    assert all(torch.equal(same[name], tensor) for name, tensor in source.state_dict().items())
+    assert not read_checkpoint(split).config.waveglow_config.swap_odd_couplings
+    assert_same_model(load(fused), load(split))
+    swapped = load(split, glow_old=True)  # the user's choice overrides the module
+    with pytest.raises(AssertionError):
+        assert_same_model(load(fused), swapped)
+
+
+def test_convert_cli_glow_old_option(tmp_path, capsys):
+    from waveglow.cli import main
+
+    source = make_source(dataclasses.replace(SMALL, swap_odd_couplings=True))
+    path = save_torch(old_state_dict(source, res_skip_split=True), tmp_path / "old.pt")
+    assert main(["convert", "--glow-old", str(path), str(tmp_path / "ours.pt")]) == 0
+    assert load(tmp_path / "ours.pt").config.swap_odd_couplings
+    assert main(["convert", "--no-glow-old", str(path), str(tmp_path / "glow.pt")]) == 0
+    assert not load(tmp_path / "glow.pt").config.swap_odd_couplings
 
 
 def test_deeplearningexamples_dict(tmp_path):
@@ -501,3 +546,76 @@ def test_no_early_outputs_infers_a_config_that_emits_none(tmp_path):
     inferred = read_checkpoint(path).config.waveglow_config
     assert [inferred.channels_at(k) for k in range(4)] == [4, 4, 4, 4]
     assert_same_model(source, load(path))
+
+
+def deflated(path: Path) -> Path:
+    """``path`` (a torch zip) rewritten with every entry deflate-compressed: a "zip bomb"."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        entries = [(info.filename, archive.read(info)) for info in archive.infolist()]
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries:
+            archive.writestr(name, data)
+    return path
+
+
+def test_zip_bomb_is_refused_from_its_directory(tmp_path, monkeypatch):
+    path = tmp_path / "bomb.pt"
+    torch.save({"upsample.weight": torch.zeros(4 * 2**20)}, path)
+    deflated(path)
+    assert path.stat().st_size < 2**20 // 8
+
+    def no_expanding(*_args, **_kwargs):
+        raise AssertionError("an entry was expanded")
+
+    monkeypatch.setattr(torch, "frombuffer", no_expanding)
+    with pytest.raises(CheckpointError, match=r"bomb\.pt: .*declares 16,7\d\d,\d\d\d bytes"):
+        read_checkpoint(path)
+
+
+def test_storages_together_may_not_claim_more_than_the_file(tmp_path):
+    """Many storages, each smaller than the file, that together claim 1000 times its size."""
+
+    class StorageMarker:
+        def __init__(self, key):
+            self.key = key
+
+    class Tensor:
+        def __init__(self, key):
+            self.key = key
+
+        def __reduce__(self):
+            arguments = (StorageMarker(self.key), 0, (256,), (1,), False, OrderedDict())
+            return (torch._utils._rebuild_tensor_v2, arguments)
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            if isinstance(obj, StorageMarker):
+                return ("storage", torch.FloatStorage, obj.key, "cpu", 256, None)
+            return None
+
+    keys = [str(k) for k in range(4000)]
+    payload = io.BytesIO()
+    Pickler(payload, protocol=2).dump({f"t{key}": Tensor(key) for key in keys})
+    path = tmp_path / "many.pt"
+    path.write_bytes(
+        pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)
+        + pickle.dumps(1001, protocol=2)
+        + pickle.dumps({"little_endian": True}, protocol=2)
+        + payload.getvalue()
+        + pickle.dumps(keys, protocol=2)
+    )
+    assert path.stat().st_size > 1024  # each storage (1 KiB) fits in the file on its own
+    with pytest.raises(CheckpointError, match=r"many\.pt: .*with the others, more than the file"):
+        read_checkpoint(path)
+
+
+def test_broadcast_tensors_cannot_fake_a_bigger_model(tmp_path):
+    """Stride-0 tensors claim the shapes of a huge model on a few bytes of storage."""
+    state = make_source(TINY, TINY_DATA).state_dict()
+    state["upsample.weight"] = torch.zeros(1).expand(8, 8, 2**20)
+    path = tmp_path / "broadcast.pt"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match=r"broadcast\.pt: its config declares a WaveGlow"):
+        read_checkpoint(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -329,3 +330,79 @@ def test_swap_odd_couplings_round_trips_through_the_config_dict():
     assert Config.from_dict(unswapped.to_dict()) == unswapped
     with pytest.raises(ValueError, match="swap_odd_couplings"):
         dataclasses.replace(TINY, swap_odd_couplings="yes")
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        TINY,
+        dataclasses.replace(TINY, n_early_size=0),
+        dataclasses.replace(TINY, n_flows=6, n_group=8, n_early_every=3, n_early_size=2),
+        dataclasses.replace(TINY, WN_config=WNConfig(n_layers=1, n_channels=6, kernel_size=5)),
+    ],
+    ids=["tiny", "no-early", "early-every-3", "one-layer"],
+)
+@pytest.mark.parametrize("weight_norm", [True, False], ids=["weight-norm", "folded"])
+def test_parameter_count_from_the_config_matches_the_built_model(config, weight_norm):
+    model = WaveGlow(config, TINY_DATA)
+    if not weight_norm:
+        model.remove_weight_norm()
+    built = sum(parameter.numel() for parameter in model.parameters())
+    assert WaveGlow.parameter_count(config, TINY_DATA, weight_norm) == built
+
+
+def test_parameter_count_stops_early_past_its_limit():
+    huge = dataclasses.replace(TINY, n_flows=10**9, n_early_size=0)  # every flow: hours
+    count = WaveGlow.parameter_count(huge, TINY_DATA, limit=1000)
+    assert 1000 < count < WaveGlow.parameter_count(TINY, TINY_DATA) * 2
+
+
+def test_a_config_of_many_flows_validates_without_visiting_each():
+    config = dataclasses.replace(TINY, n_flows=10**12, n_early_size=0)
+    assert config.channels_at(10**12 - 1) == TINY.n_group
+    with pytest.raises(ValueError, match="would see"):
+        dataclasses.replace(TINY, n_flows=10**12)  # early outputs exhaust the channels
+
+
+@pytest.mark.parametrize(
+    "convert",
+    [
+        lambda mel: mel.double(),
+        lambda mel: mel.round().int(),
+        lambda mel: mel.numpy(),
+        lambda mel: mel.tolist(),
+    ],
+    ids=["float64", "int", "numpy", "nested-list"],
+)
+def test_infer_converts_what_can_be_converted(convert):
+    model = make_tiny()
+    mel = torch.randn(1, TINY.n_mel_channels, 4).round()
+    z = torch.randn(1, TINY.n_group, 4 * TINY_DATA.hop_length // TINY.n_group).round()
+    expected = model.infer(mel, z=z)
+    audio = model.infer(convert(mel), z=convert(z))
+    assert audio.dtype == torch.float32
+    torch.testing.assert_close(audio, expected)
+
+
+@pytest.mark.parametrize(
+    ("mel", "z", "sigma", "message"),
+    [
+        ("mel.pt", None, 0.6, r"mel must be a tensor.*got str \(to read a mel file"),
+        ([["a", "b"]], None, 0.6, "mel must hold real numbers"),
+        ({"mel": 1}, None, 0.6, "mel must be a tensor.*got dict"),
+        (math.nan, None, 0.6, "mel contains NaN or infinite values"),
+        (math.inf, None, 0.6, "mel contains NaN or infinite values"),
+        (None, math.nan, 0.6, "z contains NaN or infinite values"),
+        (None, None, math.nan, "sigma must be a finite number"),
+        (None, None, "loud", "sigma must be a number"),
+    ],
+)
+def test_infer_refuses_garbage_in_our_words(mel, z, sigma, message):
+    model = make_tiny()
+    good = torch.zeros(1, TINY.n_mel_channels, 3)
+    if isinstance(mel, float):  # one bad value in a good mel
+        mel, good[0, 0, 1] = good, mel
+    if isinstance(z, float):
+        z = torch.full((1, TINY.n_group, 3 * TINY_DATA.hop_length // TINY.n_group), z)
+    with pytest.raises(ValueError, match=message):
+        model.infer(good if mel is None else mel, sigma=sigma, z=z)

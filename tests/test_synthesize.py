@@ -230,3 +230,38 @@ def test_cuda_synthesis_and_denoising_match_cpu(tmp_path):
     torch.testing.assert_close(outputs["cuda"], outputs["cpu"], atol=2e-3, rtol=0)
     denoiser = Denoiser(model.cuda())
     assert denoiser.bias_spectrum.is_cuda
+
+
+def test_progress_is_in_seconds_of_audio_and_a_long_file_moves_it_chunk_by_chunk(
+    tmp_path, monkeypatch
+):
+    from waveglow import synthesize as module
+
+    updates: list[float] = []
+
+    class Recorder:
+        def __init__(self, **kwargs):
+            self.total, self.unit = kwargs["total"], kwargs["unit"]
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *_):
+            return None
+
+        def update(self, amount):
+            updates.append(amount)
+
+        def set_postfix_str(self, *_args, **_kwargs):
+            pass
+
+    monkeypatch.setattr(module, "tqdm", Recorder)
+    torch.save(random_mel(40, 0), tmp_path / "long.pt")
+    torch.save(random_mel(5, 1), tmp_path / "short.pt")
+    model = make_tiny()
+    inputs = [tmp_path / "long.pt", tmp_path / "short.pt"]
+    synthesize_files(model, inputs, tmp_path / "out", seed=0, chunk_frames=8, progress=True)
+    seconds_per_frame = TINY_DATA.hop_length / TINY_DATA.sampling_rate
+    assert len(updates) == 5 + 1  # 40 frames in chunks of 8, then the short file
+    assert sum(updates[:5]) == pytest.approx(40 * seconds_per_frame)
+    assert updates[5] == pytest.approx(5 * seconds_per_frame)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -481,3 +483,80 @@ def test_cli_train_flags_and_overrides(corpus, tmp_path, capsys):
     assert "unknown key 'no_such_key'" in capsys.readouterr().err
     assert main([*common, "--resume", "-o", str(tmp_path / "fresh")]) == 1
     assert "no waveglow_*.pt checkpoint to resume from" in capsys.readouterr().err
+
+
+def test_a_destructive_learning_rate_rolls_back_to_the_last_good_checkpoint(corpus, tmp_path):
+    """learning_rate=1e6: one finite but destructive step, then non-finite ones; the checkpoints
+    after it are not roll back targets, and the good one survives keep_checkpoints=1."""
+    output = tmp_path / "run"
+    fields = {"iters_per_checkpoint": 1, "iters_per_validation": 1}
+    train(_config(corpus, output, max_iters=2, **fields), progress_bar=False)
+    poisoned = _config(
+        corpus, output, max_iters=30, max_bad_steps=2, keep_checkpoints=1, learning_rate=1e6
+    )
+    poisoned = poisoned.replace(train_config=dataclasses.replace(poisoned.train_config, **fields))
+    with pytest.raises(TrainingError) as caught:
+        train(poisoned, resume=True, progress_bar=False)
+    message = str(caught.value)
+    assert "training diverged at learning rate 1e+06" in message
+    assert re.search(r"rolled back to \S*waveglow_00000002\.pt \(step 2\)", message)
+    assert "fp32/bf16" not in message  # this run is fp32 already
+    assert [path.name for path in checkpoints_in(output)] == ["waveglow_00000002.pt"]
+    assert list(output.glob("*.diverged"))
+    resumed = train(_config(corpus, output, max_iters=3, **fields), resume=True, progress_bar=False)
+    assert resumed.step == 3 and math.isfinite(resumed.validation_loss)
+
+
+def test_resume_with_another_wn_size_names_both_and_suggests_init_from(corpus, tmp_path):
+    output = tmp_path / "run"
+    train(_config(corpus, output, max_iters=1, iters_per_checkpoint=1), progress_bar=False)
+    wider = dataclasses.replace(TINY, WN_config=dataclasses.replace(TINY.WN_config, n_channels=16))
+    config = tiny_config(wider, TINY_DATA, corpus, output, max_iters=2)
+    with pytest.raises(TrainingError) as caught:
+        train(config, resume=True, progress_bar=False)
+    message = str(caught.value)
+    assert "WN_config.n_channels 8 in the checkpoint, 16 in the config" in message
+    assert "--init-from" in message
+
+
+def test_a_folder_of_corrupt_files_fails_in_seconds_with_one_line(tmp_path):
+    corpus = tmp_path / "corrupt"
+    corpus.mkdir()
+    for index in range(8):
+        (corpus / f"clip_{index}.wav").write_bytes(b"RIFF" + bytes(64))
+    source = str(Path(waveglow.__file__).resolve().parents[1])
+    result = subprocess.run(
+        [sys.executable, "-m", "waveglow", "train", "--data", str(corpus), "-o",
+         str(tmp_path / "run"), "-q", "--set", "train.num_workers=2", "--set",
+         "train.validation_size=1", "--set", "train.batch_size=2"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": source}, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "none of the 7 clips is usable" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_a_worker_error_keeps_only_its_own_message():
+    from waveglow.data import DataError
+    from waveglow.train import worker_message
+
+    wrapped = DataError(
+        "Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent call "
+        'last):\n  File "x.py", line 1, in f\nwaveglow.data.DataError: none of the 3 clips is usable'
+    )
+    assert worker_message(wrapped) == "none of the 3 clips is usable"
+
+
+def test_resume_of_a_finished_run_says_how_to_go_on(corpus, tmp_path):
+    output = tmp_path / "run"
+    train(_config(corpus, output, max_iters=1, iters_per_checkpoint=1), progress_bar=False)
+    with pytest.raises(TrainingError, match=r"max_iters is 1 .*nothing to do.*--max-iters 2"):
+        train(_config(corpus, output, max_iters=1), resume=True, progress_bar=False)
+
+
+def test_model_overrides_are_the_architecture_settings():
+    from waveglow.train import model_overrides
+
+    overrides = ["waveglow.WN.n_channels=16", "train.batch_size=2", "waveglow_config.n_flows=4"]
+    assert model_overrides(overrides) == ["waveglow.WN.n_channels", "waveglow_config.n_flows"]

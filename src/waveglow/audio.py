@@ -7,8 +7,13 @@ mel filters, natural log of clamp(x, 1e-5). Frames = 1 + T // hop.
 
 from __future__ import annotations
 
+import errno
+import math
 import os
+import re
 import secrets
+import stat
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +30,15 @@ MEL_SUFFIXES = (".pt", ".npy")
 
 class AudioError(ValueError):
     """An audio or mel file that cannot be used; the message names the file and the problem."""
+
+
+class InputWarning(UserWarning):
+    """An input that is used but probably not what was meant (out-of-range values); the message
+    names the file."""
+
+
+MEL_RANGE = (-30.0, 20.0)
+"""Far outside what a Tacotron 2 log-mel of audio in [-1, 1] holds (about log(1e-5) = -11.5 to 3)."""
 
 
 # ---------------------------------------------------------------------------- STFT
@@ -125,6 +139,14 @@ def load_audio(path: str | Path, sampling_rate: int | None = 22050) -> tuple[np.
     audio = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if not np.all(np.isfinite(audio)):
         raise AudioError(f"{path}: the audio contains NaN or infinite samples")
+    peak = float(np.abs(audio).max())
+    if peak > 1.0:  # only float files can: integer PCM is read as value / 32768
+        warnings.warn(
+            f"{path}: the samples peak at {peak:.3g}, outside [-1, 1]: they are used as they are "
+            "(scale the file to [-1, 1] if that was not meant)",
+            InputWarning,
+            stacklevel=2,
+        )
     if sampling_rate is not None and rate != sampling_rate:
         audio = soxr.resample(audio, rate, sampling_rate, quality="HQ").astype(np.float32)
         rate = sampling_rate
@@ -132,10 +154,19 @@ def load_audio(path: str | Path, sampling_rate: int | None = 22050) -> tuple[np.
 
 
 def save_wav(path: str | Path, audio: np.ndarray | torch.Tensor, sampling_rate: int) -> None:
-    """Write 16-bit PCM, clipped to [-1, 1] (never wrapped around), atomically."""
+    """Write mono audio (T,) (or (1, T)) as 16-bit PCM, clipped to [-1, 1] (never wrapped
+    around), atomically. NaN or infinite samples, or several channels, are an :class:`AudioError`
+    and nothing is written."""
     if isinstance(audio, torch.Tensor):
         audio = audio.detach().float().cpu().numpy()
-    audio = np.clip(np.asarray(audio, dtype=np.float64).reshape(-1), -1.0, 1.0)
+    audio = np.asarray(audio, dtype=np.float64)
+    if audio.ndim == 2 and audio.shape[0] == 1:
+        audio = audio[0]
+    if audio.ndim != 1:
+        raise AudioError(f"{path}: audio must have shape (samples,), got {audio.shape}")
+    if not np.all(np.isfinite(audio)):
+        raise AudioError(f"{path}: the audio contains NaN or infinite samples; nothing written")
+    audio = np.clip(audio, -1.0, 1.0)
     pcm = np.clip(np.round(audio * MAX_WAV_VALUE), -MAX_WAV_VALUE, MAX_WAV_VALUE - 1).astype(
         np.int16
     )
@@ -146,16 +177,24 @@ def save_wav(path: str | Path, audio: np.ndarray | torch.Tensor, sampling_rate: 
 class atomic_path:  # noqa: N801 - used as a context manager, reads like a function
     """Context manager giving a temporary path next to ``path``; renamed onto it on success.
 
-    On any error the temporary file is removed and an existing ``path`` is left untouched.
+    On any error the temporary file is removed and an existing ``path`` is left untouched. Only a
+    regular file (or nothing) is ever replaced: a directory is an :class:`IsADirectoryError`, a
+    device node, FIFO or socket an :class:`OSError`, both naming ``path``. The result gets the mode
+    a plain write would (0o666 less the umask), whatever the writer used. A writer's own failure
+    (torch and soundfile raise RuntimeErrors on a full disk) becomes an :class:`OSError` naming
+    ``path``. The temporary name holds the writer's pid: the first write of a process into a
+    folder removes the temporary files of writers that died there (kill -9).
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
     def __enter__(self) -> Path:
+        _refuse_non_regular(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.path.parent)
         while True:  # like mkstemp, but with the mode a plain write gets (0o666 less the umask)
-            name = self.path.parent / f".{self.path.name}.{secrets.token_hex(4)}.tmp"
+            name = self.path.parent / f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
             try:
                 os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
             except FileExistsError:
@@ -166,6 +205,8 @@ class atomic_path:  # noqa: N801 - used as a context manager, reads like a funct
     def __exit__(self, kind, error, traceback) -> None:  # noqa: ANN001
         if kind is None:
             try:
+                _refuse_non_regular(self.path)
+                os.chmod(self.temporary, 0o666 & ~_umask())
                 with open(self.temporary, "rb") as handle:
                     os.fsync(handle.fileno())
                 os.replace(self.temporary, self.path)
@@ -174,6 +215,62 @@ class atomic_path:  # noqa: N801 - used as a context manager, reads like a funct
                 self.temporary.unlink(missing_ok=True)
                 raise
         self.temporary.unlink(missing_ok=True)
+        if issubclass(kind, RuntimeError):
+            first = str(error).strip().splitlines()[0] if str(error).strip() else kind.__name__
+            raise OSError(errno.EIO, first, str(self.path)) from None
+
+
+def _refuse_non_regular(path: Path) -> None:
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "is a directory, not a file to write", str(path))
+    if not stat.S_ISREG(mode):
+        raise OSError(
+            errno.EEXIST,
+            "is not a regular file (a device, FIFO or socket): refusing to replace it",
+            str(path),
+        )
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_TEMPORARY = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")
+_swept: set[tuple[int, Path]] = set()
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporary files that :class:`atomic_path` writers, now dead, left in
+    ``folder``; once per process and folder. Returns what was removed."""
+    key = (os.getpid(), folder.resolve())
+    if key in _swept:
+        return []
+    _swept.add(key)
+    removed = []
+    for entry in os.scandir(folder):
+        match = _TEMPORARY.match(entry.name)
+        if match and not _alive(int(match.group(1))) and entry.is_file(follow_symlinks=False):
+            Path(entry.path).unlink(missing_ok=True)
+            removed.append(Path(entry.path))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
 
 
 # ---------------------------------------------------------------------------- mel files
@@ -188,10 +285,7 @@ def load_mel(path: str | Path, n_mel_channels: int = 80) -> torch.Tensor:
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: the file is empty")
     try:
-        if path.suffix == ".npy":
-            mel = torch.from_numpy(np.load(path, allow_pickle=False))
-        else:
-            mel = torch.load(path, map_location="cpu", weights_only=True)
+        mel = _read_mel_file(path)
     except Exception as error:  # noqa: BLE001 - any failure to parse is the file's fault
         raise AudioError(
             f"{path}: not a readable mel file ({type(error).__name__}: {error})"
@@ -209,7 +303,44 @@ def load_mel(path: str | Path, n_mel_channels: int = 80) -> torch.Tensor:
     mel = mel.float()
     if not torch.isfinite(mel).all():
         raise AudioError(f"{path}: the mel contains NaN or infinite values")
+    low, high = float(mel.min()), float(mel.max())
+    if low < MEL_RANGE[0] or high > MEL_RANGE[1]:
+        warnings.warn(
+            f"{path}: the mel's values span [{low:.3g}, {high:.3g}], far outside a Tacotron 2 "
+            "natural-log mel (about -11.5 to 3): the audio will be distorted or silent",
+            InputWarning,
+            stacklevel=2,
+        )
     return mel
+
+
+def _read_mel_file(path: Path) -> object:
+    """The content of a ``.npy`` or torch file, read in memory bounded by the file's size."""
+    if path.suffix == ".npy":
+        check_npy_size(path)
+        return torch.from_numpy(np.load(path, allow_pickle=False))
+    from .convert import read_torch_file  # the restricted unpickler (convert imports audio)
+
+    return read_torch_file(path)[0]
+
+
+def check_npy_size(path: str | Path) -> None:
+    """Refuse a ``.npy`` file whose header declares more data than the file holds (numpy would
+    allocate all of it before finding out)."""
+    with open(path, "rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, _, dtype = read_header(handle)
+        declared = math.prod(shape) * dtype.itemsize
+        available = os.fstat(handle.fileno()).st_size - handle.tell()
+    if declared > available:
+        raise ValueError(
+            f"its header declares {declared:,} bytes of data, the file holds {available:,}"
+        )
 
 
 def save_mel(path: str | Path, mel: torch.Tensor) -> None:

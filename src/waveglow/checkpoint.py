@@ -22,6 +22,7 @@ import torch
 
 from .audio import atomic_path
 from .config import Config
+from .fast import resolve_device
 from .model import WaveGlow
 from .modules import norm_except_dim0
 
@@ -58,7 +59,7 @@ def save(model: WaveGlow, path: str | Path, **extra: Any) -> Path:
     header = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
-        "config": model.full_config().to_dict(),
+        "config": model_config_dict(model.full_config()),
         "weight_norm": model.has_weight_norm,
     }
     with atomic_path(path) as temporary:
@@ -73,18 +74,33 @@ def save(model: WaveGlow, path: str | Path, **extra: Any) -> Path:
     return path
 
 
+def model_config_dict(config: Config) -> dict[str, Any]:
+    """What a model file says about its config: the model and audio sections only, without
+    ``training_files`` (a path of the training machine); no training defaults posing as facts
+    (a training checkpoint keeps its run's whole config apart, in ``run_config``)."""
+    data = config.to_dict()
+    data["data_config"].pop("training_files", None)
+    return {"waveglow_config": data["waveglow_config"], "data_config": data["data_config"]}
+
+
 # ---------------------------------------------------------------------------- reading
 def load(
-    path: str | Path, device: str | torch.device = "cpu", weight_norm: bool = False
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    weight_norm: bool = False,
+    glow_old: bool | None = None,
 ) -> WaveGlow:
     """Load our format or any NVIDIA checkpoint layout; returns an eval-mode :class:`WaveGlow`.
 
     Weight norm is folded into plain convolutions unless ``weight_norm=True`` (for training).
+    ``glow_old``: for NVIDIA files, True reads them as ``glow_old.py`` did, False as ``glow.py``,
+    None from the file (see :func:`waveglow.convert.read_checkpoint`).
     Loading never executes code from the file.
     """
     from .convert import read_checkpoint
 
-    checkpoint = read_checkpoint(path)
+    device = resolve_device(device)
+    checkpoint = read_checkpoint(path, glow_old)
     model = build_model(checkpoint, weight_norm=weight_norm, source=str(path))
     return model.to(device).eval()
 
@@ -92,6 +108,7 @@ def load(
 def build_model(checkpoint: Checkpoint, weight_norm: bool = False, source: str = "") -> WaveGlow:
     """A WaveGlow with ``checkpoint``'s config and weights (strict: every key must match)."""
     config = checkpoint.config
+    check_size(checkpoint, source)
     model = WaveGlow(config.waveglow_config, config.data_config)
     if not weight_norm:
         model.remove_weight_norm()
@@ -105,8 +122,48 @@ def build_model(checkpoint: Checkpoint, weight_norm: bool = False, source: str =
             raise CheckpointError(
                 f"{source}: {name} has shape {tuple(tensor.shape)}, the config needs {tuple(wanted)}"
             )
+    check_finite(checkpoint.state_dict, source)  # after the shapes: each tensor is bounded
     model.load_state_dict({name: tensor.float() for name, tensor in state.items()})
     return model
+
+
+def check_size(checkpoint: Checkpoint, source: str = "") -> None:
+    """Refuse a config that declares a bigger model than the file's tensors hold, before anything
+    is built: the model's size is bounded by the file's, whatever its config claims."""
+    held = values_held(checkpoint.state_dict)
+    config = checkpoint.config
+    needed = WaveGlow.parameter_count(
+        config.waveglow_config, config.data_config, weight_norm=False, limit=held
+    )
+    if needed > held:
+        raise CheckpointError(
+            f"{source}: its config declares a WaveGlow of at least {needed:,} values, but the "
+            f"file holds only {held:,}: the config does not describe these weights"
+        )
+
+
+def values_held(state: Mapping[str, Any]) -> int:
+    """How many tensor values ``state`` really stores: each storage counted once, and a tensor
+    (a view, a stride-0 broadcast) never counted for more than its storage holds."""
+    storages: dict[tuple[int, int], int] = {}
+    for tensor in state.values():
+        if isinstance(tensor, torch.Tensor):
+            storage = tensor.untyped_storage()
+            key = (storage.data_ptr(), storage.nbytes())
+            held = min(tensor.numel(), storage.nbytes() // tensor.element_size())
+            storages[key] = max(storages.get(key, 0), held)
+    return sum(storages.values())
+
+
+def check_finite(state: Mapping[str, torch.Tensor], source: str = "") -> None:
+    """Refuse weights with NaN or infinite values (they synthesise silence or noise), naming the
+    first such tensor."""
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(
+                f"{source}: {name} holds NaN or infinite values: the weights are corrupt "
+                "(saved from a diverged training?)"
+            )
 
 
 def read_ours(path: Path, payload: Mapping[str, Any] | None) -> Checkpoint:
@@ -123,7 +180,14 @@ def read_ours(path: Path, payload: Mapping[str, Any] | None) -> Checkpoint:
             raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from None
         if "waveglow" not in metadata:
             raise CheckpointError(f"{path}: safetensors file without WaveGlow metadata")
-        header = json.loads(metadata["waveglow"])
+        try:
+            header = json.loads(metadata["waveglow"])
+        except json.JSONDecodeError as error:
+            raise CheckpointError(f"{path}: its WaveGlow metadata is not JSON ({error})") from None
+        if not isinstance(header, dict):
+            raise CheckpointError(
+                f"{path}: its WaveGlow metadata is a JSON {type(header).__name__}, not an object"
+            )
         payload = {**header, "state_dict": state}
     assert payload is not None
     version = payload.get("format_version")

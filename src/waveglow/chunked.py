@@ -1,8 +1,9 @@
 """Synthesis of any length in bounded memory: mel chunks with enough context to be exact.
 
 One output step depends on the latent and the mel within a fixed receptive field: every WN reaches
-``sum_i (k - 1) / 2 * 2^i`` steps of T_G to each side and the inverse flow stacks ``n_flows`` of them;
-the upsampler adds ``(filter_length - 1) // hop`` frames to the left. A chunk of output frames
+``sum_i (k - 1) / 2 * dilation_base^i`` steps of T_G to each side and the inverse flow stacks ``n_flows`` of them;
+the upsampler adds ``(filter_length - 1) // hop`` frames to the left, frame-rate conditioning one
+frame to the right (:attr:`WaveGlow.conditioning_reach`). A chunk of output frames
 [a, b) is therefore synthesised from the window [a - context, b + context) (clipped to the mel) with
 :meth:`WaveGlow.inverse` -- the one inverse-flow implementation -- and cut back to [a, b): away from
 the window's artificial edges every value is computed from exactly the same inputs as in a
@@ -24,7 +25,7 @@ import numpy as np
 import soundfile
 import torch
 
-from .audio import MAX_WAV_VALUE, atomic_path
+from .audio import MAX_WAV_VALUE, AudioError, atomic_path
 
 if TYPE_CHECKING:
     from .config import DataConfig, WaveGlowConfig
@@ -38,7 +39,7 @@ _SEED_MIX = 0x9E3779B97F4A7C15
 def receptive_field_steps(config: WaveGlowConfig) -> int:
     """How many T_G steps to each side one output step of the inverse flow depends on."""
     wn = config.WN_config
-    per_wn = sum((wn.kernel_size - 1) // 2 * 2**i for i in range(wn.n_layers))
+    per_wn = sum((wn.kernel_size - 1) // 2 * wn.dilation_base**i for i in range(wn.n_layers))
     return config.n_flows * per_wn
 
 
@@ -110,7 +111,7 @@ def infer_chunks(
             f"{(batch, group, frames * steps_per_frame)}"
         )
     seed = draw_seed(generator) if z is None else 0
-    for start, end, window_start, window_end, mel_start in chunk_windows(
+    for start, end, window_start, window_end, mel_start, mel_end in chunk_windows(
         model, frames, chunk_frames
     ):
         if z is None:
@@ -121,8 +122,8 @@ def infer_chunks(
             z_window = z[:, :, window_start * steps_per_frame : window_end * steps_per_frame]
         with torch.no_grad():
             mel_groups = model.condition(
-                mel[:, :, mel_start:window_end], (window_end - mel_start) * hop
-            )  # (B, M*G, window + left steps)
+                mel[:, :, mel_start:mel_end], (window_end - mel_start) * hop
+            )  # (B, M*G or M, window + left steps)
             mel_groups = mel_groups[:, :, (window_start - mel_start) * steps_per_frame :]
             audio = model.inverse(mel_groups, z_window.to(mel.dtype), precision)  # (B, G, T_G)
         keep = audio[:, :, (start - window_start) * steps_per_frame :][
@@ -133,18 +134,21 @@ def infer_chunks(
 
 def chunk_windows(
     model: WaveGlow, frames: int, chunk_frames: int = DEFAULT_CHUNK_FRAMES
-) -> list[tuple[int, int, int, int, int]]:
+) -> list[tuple[int, int, int, int, int, int]]:
     """The chunks :func:`infer_chunks` synthesises a mel of ``frames`` frames in, in order:
-    ``(start, end, window_start, window_end, mel_start)`` per chunk -- output frames [start, end)
-    are cut from the synthesis of frames [window_start, window_end), conditioned on the mel from
-    ``mel_start`` (the upsampler's left context)."""
+    ``(start, end, window_start, window_end, mel_start, mel_end)`` per chunk -- output frames
+    [start, end) are cut from the synthesis of frames [window_start, window_end), conditioned on
+    the mel frames [mel_start, mel_end) (the window widened by :attr:`WaveGlow.conditioning_reach`).
+    """
     context = context_frames(model.config, model.data_config)
-    left_frames = (model.data_config.filter_length - 1) // model.hop_length
+    left_frames, right_frames = model.conditioning_reach
     windows = []
     for start in range(0, frames, chunk_frames):
         end = min(frames, start + chunk_frames)
         window_start, window_end = max(0, start - context), min(frames, end + context)
-        windows.append((start, end, window_start, window_end, max(0, window_start - left_frames)))
+        mel_start = max(0, window_start - left_frames)
+        mel_end = min(frames, window_end + right_frames)
+        windows.append((start, end, window_start, window_end, mel_start, mel_end))
     return windows
 
 
@@ -191,6 +195,8 @@ def write_wav_chunks(path: str | Path, chunks: Iterable[torch.Tensor], sampling_
         ) as output,
     ):
         for chunk in chunks:
+            if not bool(torch.isfinite(chunk).all()):
+                raise AudioError(f"{path}: the audio contains NaN or infinite samples")
             pcm = _pcm16(chunk)
             output.write(pcm)
             written += pcm.size

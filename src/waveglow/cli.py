@@ -11,13 +11,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
+import warnings
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
 from . import __version__
-from .audio import AudioError
+from .audio import AudioError, InputWarning
 from .checkpoint import CheckpointError
 from .chunked import DEFAULT_CHUNK_FRAMES
 from .config import ConfigError, DataConfig
@@ -28,20 +32,71 @@ EXPECTED_ERRORS = (AudioError, CheckpointError, ConfigError, ValueError, OSError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit code.
+
+    SIGTERM unwinds like an exception (temporary files are removed) and exits with 143; a closed
+    stdout (``waveglow info demo | head -1``) ends the command quietly with 0.
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_request:  # --help, --version (0) or a usage error (2)
         return exit_request.code if isinstance(exit_request.code, int) else 2
+    previous = _raise_on_sigterm()
     try:
-        return args.handler(args)
+        code = _run(args)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        _discard_stdout()
+        return 0
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is, so that every ``with`` block cleans up."""
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", InputWarning)
+            warnings.showwarning = _show_warning(warnings.showwarning)
+            return args.handler(args)
+    except BrokenPipeError:
+        raise
     except EXPECTED_ERRORS as error:
         _error(_describe(error))
         return 1
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
+    except Terminated:
+        _error("terminated (SIGTERM)")
+        return 143
+
+
+def _raise_on_sigterm() -> Any:
+    """Install a SIGTERM handler raising :class:`Terminated`; returns the previous handler
+    (None where signals cannot be set: not the main thread)."""
+
+    def terminate(_number: int, _frame: object) -> None:
+        raise Terminated
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, terminate)
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit raises no second BrokenPipeError."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -205,18 +260,26 @@ def _add_convert_parser(subparsers: argparse._SubParsersAction) -> None:
 self-describing format, with weight norm folded. A DST ending in .safetensors writes
 safetensors.""",
         """examples:
-  waveglow convert waveglow_256channels_universe_v5.pt waveglow.pt
-  waveglow convert waveglow_256channels_universe_v5.pt waveglow.safetensors""",
+  waveglow convert waveglow_256channels_universal_v5.pt waveglow.pt
+  waveglow convert waveglow_256channels_universal_v5.pt waveglow.safetensors""",
     )
     parser.add_argument("source", metavar="SRC")
     parser.add_argument("destination", metavar="DST")
+    parser.add_argument(
+        "--glow-old",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="read an NVIDIA file as glow_old.py did (odd flows' coupling halves swapped), or "
+        "with --no-glow-old as glow.py did (default: from the pickled module; a bare state "
+        "dict as glow.py)",
+    )
     parser.set_defaults(handler=_run_convert)
 
 
 def _run_convert(args: argparse.Namespace) -> int:
     from .convert import convert
 
-    checkpoint = convert(args.source, args.destination)
+    checkpoint = convert(args.source, args.destination, glow_old=args.glow_old)
     print(f"converted {args.source} ({checkpoint.layout}) to {args.destination}")
     return 0
 
@@ -235,7 +298,9 @@ def _add_info_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_info(args: argparse.Namespace) -> int:
+    from .checkpoint import model_config_dict
     from .convert import read_checkpoint
+    from .model import multiply_adds_per_sample
 
     checkpoint = read_checkpoint(args.checkpoint)
     tensors = [value for value in checkpoint.state_dict.values() if hasattr(value, "numel")]
@@ -244,10 +309,16 @@ def _run_info(args: argparse.Namespace) -> int:
     print(f"layout:      {checkpoint.layout}")
     print(f"parameters:  {sum(tensor.numel() for tensor in tensors):,}")
     print(f"weight norm: {'yes' if weight_norm else 'no (folded)'}")
+    config = checkpoint.config
+    madds = multiply_adds_per_sample(config.waveglow_config, config.data_config)
+    print(f"compute:     {madds / 1e3:,.1f} k multiply-adds per output sample")
     if checkpoint.extra:
         print(f"extra:       {', '.join(sorted(map(str, checkpoint.extra)))}")
+    if isinstance(checkpoint.extra.get("trained"), dict):
+        print("trained:")
+        print(json.dumps(checkpoint.extra["trained"], indent=2))
     print("config:")
-    print(json.dumps(checkpoint.config.to_dict(), indent=2))
+    print(json.dumps(model_config_dict(checkpoint.config), indent=2))
     return 0
 
 
@@ -347,7 +418,7 @@ def _run_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .config import Config, load_config
-    from .train import TrainingError, apply_overrides, train
+    from .train import TrainingError, apply_overrides, model_overrides, train
 
     if args.config:
         config = load_config(args.config)
@@ -356,6 +427,10 @@ def _run_train(args: argparse.Namespace) -> int:
     else:
         config = Config()
     config = apply_overrides(config, _train_overrides(args))
+    if args.init_from:
+        for key in model_overrides(args.overrides):
+            _warning(f"--set {key}: not used: --init-from {args.init_from} keeps that file's "
+                     "architecture")  # fmt: skip
     try:
         result = train(
             config,
@@ -469,10 +544,11 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         denoise=args.denoise,
         dnsmos=not args.no_dnsmos,
         progress=not args.quiet,
+        on_error=_error_line,
     )
     print(report.markdown(), end="")
     print(f"results in {args.output_dir}")
-    return 0
+    return 1 if report.failures else 0
 
 
 # ---------------------------------------------------------------------------- bench
@@ -719,13 +795,12 @@ def _number(text: str) -> float:
 
 
 def _device(name: str) -> torch.device:
+    from .fast import resolve_device
+
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"--device {name}: not a device name (cpu, cuda, cuda:1...)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine")
-    return device
+        return resolve_device(name)
+    except ValueError as error:
+        raise ValueError(f"--{error}") from None
 
 
 def _describe(error: BaseException) -> str:
@@ -739,6 +814,20 @@ def _error_line(message: str) -> None:
     from tqdm import tqdm
 
     tqdm.write(f"{PROGRAM}: error: {' '.join(message.split())}", file=sys.stderr)
+
+
+def _show_warning(default: Callable[..., None]) -> Callable[..., None]:
+    """A ``warnings.showwarning`` printing an :class:`InputWarning` as one ``warning:`` line."""
+
+    def show(message: Warning | str, category: type[Warning], *args: object, **kwargs: object):
+        if not issubclass(category, InputWarning):
+            return default(message, category, *args, **kwargs)
+        from tqdm import tqdm
+
+        tqdm.write(f"{PROGRAM}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+        return None
+
+    return show
 
 
 def _warning(message: str) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,9 @@ class ConfigError(ValueError):
     """A configuration that cannot describe a WaveGlow (bad value or unknown key)."""
 
 
+MEL_UPSAMPLINGS = ("transposed_conv", "linear", "nearest")
+
+
 @dataclass(frozen=True)
 class WNConfig:
     """The WaveNet-like network that computes each coupling layer's shift and log-scale."""
@@ -28,9 +33,22 @@ class WNConfig:
     n_layers: int = 8
     n_channels: int = 256
     kernel_size: int = 3
+    # ---- ours (NVIDIA's config.json never has them; the defaults are glow.py's WN)
+    dilation_base: int = 2  # layer i dilates by dilation_base**i; 1: undilated (SqueezeWave)
+    # SqueezeWave's in_layers: a depthwise k-tap convolution (C -> C) then a pointwise one
+    # (C -> 2C), k*C + 2*C*C multiply-adds a step where glow.py's dense taps take 2*k*C*C
+    depthwise_separable: bool = False
 
     def __post_init__(self) -> None:
         _require(self.n_layers >= 1, "WN_config.n_layers must be >= 1")
+        _require(
+            isinstance(self.dilation_base, int) and self.dilation_base >= 1,
+            "WN_config.dilation_base must be an integer >= 1",
+        )
+        _require(
+            isinstance(self.depthwise_separable, bool),
+            "WN_config.depthwise_separable must be true or false",
+        )
         _require(self.n_channels >= 1, "WN_config.n_channels must be >= 1")
         _require(
             self.kernel_size >= 1 and self.kernel_size % 2 == 1,
@@ -53,6 +71,11 @@ class WaveGlowConfig:
     # k % 2 == 1 conditions its WN on the second half of the channels and transforms the first.
     # Set for checkpoints of that code (the converter does it); no weights can express it.
     swap_odd_couplings: bool = False
+    # How the mel reaches the WNs. "transposed_conv": NVIDIA's learned ConvTranspose1d upsampler to
+    # the sample rate, folded into M*G conditioning channels. "linear" / "nearest": no upsampler;
+    # the M mel bins are interpolated from the frames to the grouped steps (frame f is centred on
+    # sample f*hop, as the Tacotron 2 STFT centres it), so each WN's cond_layer takes M channels.
+    mel_upsampling: str = "transposed_conv"
 
     def __post_init__(self) -> None:
         if isinstance(self.WN_config, Mapping):
@@ -68,15 +91,29 @@ class WaveGlowConfig:
             isinstance(self.swap_odd_couplings, bool),
             f"swap_odd_couplings must be true or false, got {self.swap_odd_couplings!r}",
         )
-        channels = self.n_group
-        for k in range(self.n_flows):
-            if self.emits_early(k):
-                channels -= self.n_early_size
-            _require(
-                channels >= 2 and channels % 2 == 0,
-                f"flow {k} would see {channels} channels: n_group, n_early_size and n_early_every "
-                "must leave an even number >= 2 channels at every flow",
-            )
+        _require(
+            self.mel_upsampling in MEL_UPSAMPLINGS,
+            f"mel_upsampling must be one of {', '.join(MEL_UPSAMPLINGS)}, "
+            f"got {self.mel_upsampling!r}",
+        )
+        # the channels only shrink at early outputs, so the last flow's count decides (no loop:
+        # a file may declare any n_flows)
+        last = self.channels_at(self.n_flows - 1)
+        _require(
+            last >= 2 and (self.n_early_size % 2 == 0 or last == self.n_group),
+            f"flow {self.n_flows - 1} would see {last} channels: n_group, n_early_size and "
+            "n_early_every must leave an even number >= 2 channels at every flow",
+        )
+
+    @property
+    def has_upsampler(self) -> bool:
+        """True for NVIDIA's layout: a learned ConvTranspose1d brings the mel to the sample rate."""
+        return self.mel_upsampling == "transposed_conv"
+
+    @property
+    def conditioning_channels(self) -> int:
+        """Input channels of every WN's cond_layer: M*G with the upsampler, M at frame rate."""
+        return self.n_mel_channels * (self.n_group if self.has_upsampler else 1)
 
     def emits_early(self, flow: int) -> bool:
         """True when the forward pass emits ``n_early_size`` channels just before flow ``flow``."""
@@ -88,7 +125,7 @@ class WaveGlowConfig:
 
     def channels_at(self, flow: int) -> int:
         """Number of audio channels that flow ``flow`` transforms."""
-        return self.n_group - self.n_early_size * sum(self.emits_early(k) for k in range(flow + 1))
+        return self.n_group - self.n_early_size * (flow // self.n_early_every)
 
 
 @dataclass(frozen=True)
@@ -219,11 +256,19 @@ class Config:
         return _from_mapping(cls, data, "config")
 
     def to_dict(self) -> dict[str, Any]:
-        """The config as NVIDIA's sections; ``swap_odd_couplings`` only when set, so that the
-        ``waveglow_config`` of any other model stays exactly NVIDIA's (its code takes no more)."""
+        """The config as NVIDIA's sections; our layout options (``swap_odd_couplings``,
+        ``mel_upsampling``, the WN's ``dilation_base`` and ``depthwise_separable``) only when not
+        NVIDIA's, so that the ``waveglow_config`` of any other model stays exactly NVIDIA's
+        (its code takes no more)."""
         data = dataclasses.asdict(self)
         if not self.waveglow_config.swap_odd_couplings:
             del data["waveglow_config"]["swap_odd_couplings"]
+        if self.waveglow_config.has_upsampler:
+            del data["waveglow_config"]["mel_upsampling"]
+        wn = data["waveglow_config"]["WN_config"]
+        for name, nvidia in (("dilation_base", 2), ("depthwise_separable", False)):
+            if wn[name] == nvidia:
+                del wn[name]
         return data
 
     def replace(self, **sections: Any) -> Config:
@@ -255,13 +300,40 @@ def _from_mapping(cls: type[T], data: Any, where: str) -> T:
     if unknown:
         raise ConfigError(f"unknown key(s) in {where}: {', '.join(unknown)}")
     values = {}
+    hints = typing.get_type_hints(cls)
     for name, value in data.items():
         nested = _SECTION_TYPES.get(name)
-        values[name] = _from_mapping(nested, value, name) if nested else value
+        if nested:
+            values[name] = _from_mapping(nested, value, name)
+        else:
+            values[name] = _check_type(value, hints[name], f"{where}.{name}")
     try:
         return cls(**values)
     except TypeError as error:
         raise ConfigError(f"{where}: {error}") from None
+
+
+def _check_type(value: Any, annotation: Any, where: str) -> Any:
+    """``value`` if it has the field's annotated type (bool is no int here; an int is accepted
+    for a float); a :class:`ConfigError` like "train_config.batch_size must be int, got 'abc'"."""
+    allowed = typing.get_args(annotation) if typing.get_origin(annotation) in _UNIONS else ()
+    allowed = allowed or (annotation,)
+    for kind in allowed:
+        if kind is type(None) and value is None:
+            return value
+        if kind is bool and isinstance(value, bool):
+            return value
+        if kind is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return value
+        if kind is str and isinstance(value, str):
+            return value
+    names = " or ".join("null" if kind is type(None) else kind.__name__ for kind in allowed)
+    raise ConfigError(f"{where} must be {names}, got {value!r}")
+
+
+_UNIONS = (typing.Union, types.UnionType)
 
 
 def _require(condition: bool, message: str) -> None:

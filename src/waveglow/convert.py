@@ -16,11 +16,13 @@ Whatever the container, the weights may use any of NVIDIA's historical WaveNet l
 fused into today's names; the layout then carries a suffix:
 
 * per-layer conditioning ``WN.k.cond_layers.i`` (before August 2019) ``+cond-layers``;
-* split ``WN.k.res_layers.i`` / ``WN.k.skip_layers.i`` (``glow_old``, before November 2018)
-  ``+res-skip-split``. NVIDIA's ``glow_old.py`` also swapped the coupling halves on odd flows, which
-  no choice of weights can express: such files, and pickles of ``glow_old`` classes, get
-  ``swap_odd_couplings=True`` in their inferred config, so they synthesise as NVIDIA's code did
-  (and keep the flag when converted to our format).
+* split ``WN.k.res_layers.i`` / ``WN.k.skip_layers.i`` (``glow.py`` before its commit 8a5d43f of
+  November 2018, and ``glow_old.py``) ``+res-skip-split``. NVIDIA's ``glow_old.py`` also swapped the
+  coupling halves on odd flows, which no choice of weights can express: pickles of ``glow_old``
+  classes get ``swap_odd_couplings=True`` in their inferred config, so they synthesise as NVIDIA's
+  code did (and keep the flag when converted to our format); pickles of ``glow`` classes do not.
+  A bare state dict cannot say which code wrote it: split layers are then read as ``glow.py``
+  wrote them, with a :class:`LayoutWarning`, and ``glow_old=True`` chooses the other reading.
 
 Weight norm may be present as ``weight_g``/``weight_v`` or folded into ``weight``.
 
@@ -45,6 +47,7 @@ import io
 import pickle
 import re
 import tarfile
+import warnings
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -55,12 +58,14 @@ from typing import IO, Any
 
 import torch
 
+from .audio import InputWarning
 from .checkpoint import (
     SAFETENSORS_SUFFIX,
     Checkpoint,
     CheckpointError,
     _key_mismatch,
     build_model,
+    check_size,
     is_ours,
     read_ours,
     save,
@@ -88,6 +93,11 @@ def _no_backend(*_: Any) -> None:
     return None
 
 
+class LayoutWarning(InputWarning):
+    """A file whose layout does not say how NVIDIA's code read it; the message names the file,
+    the reading chosen and how to choose the other."""
+
+
 class _LayoutError(Exception):
     """A problem with the file's content; :func:`read_checkpoint` prefixes the file name."""
 
@@ -101,27 +111,35 @@ class _Refused(pickle.UnpicklingError):
 
 
 # ---------------------------------------------------------------------------- entry points
-def read_checkpoint(path: str | Path) -> Checkpoint:
+def read_checkpoint(path: str | Path, glow_old: bool | None = None) -> Checkpoint:
     """Read any supported file into a :class:`Checkpoint` (config + fused-layout state dict).
 
     ``path`` may also name a model shipped inside the package (``"demo"``), unless a file of that
-    name exists.
+    name exists. ``glow_old`` (NVIDIA files only): True reads the file as NVIDIA's ``glow_old.py``
+    did (odd flows' coupling halves swapped), False as ``glow.py`` did; None decides from the
+    pickled module, and reads a bare state dict as ``glow.py`` (with a :class:`LayoutWarning`
+    where its split res/skip layers could have come from either).
     """
     path = resolve_bundled(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: the file is empty")
+    checkpoint = _read_any(path, glow_old)
+    check_size(checkpoint, str(path))
+    return checkpoint
+
+
+def _read_any(path: Path, glow_old: bool | None) -> Checkpoint:
     if path.suffix == SAFETENSORS_SUFFIX:
         return read_ours(path, None)
     payload, legacy = _load_payload(path)
     if is_ours(payload):
         return read_ours(path, payload)
     try:
-        checkpoint = _read_nvidia(payload, legacy)
+        return _read_nvidia(payload, legacy, glow_old, str(path))
     except _LayoutError as error:
         raise CheckpointError(f"{path}: {error}") from None
-    return checkpoint
 
 
 def resolve_bundled(path: str | Path) -> Path:
@@ -138,9 +156,12 @@ def resolve_bundled(path: str | Path) -> Path:
     return resource
 
 
-def convert(source: str | Path, destination: str | Path) -> Checkpoint:
-    """Convert any supported checkpoint to our format; returns what was read."""
-    checkpoint = read_checkpoint(source)
+def convert(
+    source: str | Path, destination: str | Path, glow_old: bool | None = None
+) -> Checkpoint:
+    """Convert any supported checkpoint to our format; returns what was read (``glow_old``: as
+    for :func:`read_checkpoint`)."""
+    checkpoint = read_checkpoint(source, glow_old)
     model = build_model(checkpoint, weight_norm=False, source=str(source))
     save(model, destination)
     return checkpoint
@@ -177,16 +198,27 @@ def _stand_ins() -> dict[str, Any]:
     return stand_ins
 
 
+def read_torch_file(path: str | Path) -> tuple[Any, bool]:
+    """The unpickled content of a torch file (zip, legacy or ``.nemo``) and whether it uses
+    torch's legacy (pre-1.6) format; raises the raw error of a bad file (see :func:`_load_payload`).
+
+    Memory is bounded by the file: an archive may not declare much more data than it has
+    (:data:`MAX_EXPANSION`), and the storages together not more than that data.
+    """
+    path = Path(path)
+    with open(path, "rb") as handle:
+        if zipfile.is_zipfile(handle):
+            return _read_zip(handle), False
+        if tarfile.is_tarfile(path):
+            return _read_nemo_archive(path), False
+        handle.seek(0)
+        return _read_legacy(handle), True
+
+
 def _load_payload(path: Path) -> tuple[Any, bool]:
-    """The unpickled content and whether the file uses torch's legacy (pre-1.6) format."""
+    """:func:`read_torch_file`, every failure a :class:`CheckpointError` naming the file."""
     try:
-        with open(path, "rb") as handle:
-            if zipfile.is_zipfile(handle):
-                return _read_zip(handle), False
-            if tarfile.is_tarfile(path):
-                return _read_nemo_archive(path), False
-            handle.seek(0)
-            return _read_legacy(handle), True
+        return read_torch_file(path)
     except _Refused as error:
         raise _refusal(path, error.name) from None
     except Exception as error:  # noqa: BLE001 - every other failure is the file's
@@ -292,20 +324,24 @@ class _RestrictedUnpickler(pickle.Unpickler):
 class _Storages:
     """Storages by key, made on first use (tensors may share one); ``fill`` reads their data.
 
-    A storage may not claim more bytes than the file has (``limit``), so a hostile size cannot
-    make us allocate memory.
+    The storages together may not claim more bytes than the file has (``limit``), so hostile
+    sizes cannot make us allocate memory.
     """
 
     def __init__(self, limit: int, fill: Callable[[torch.Tensor, str], None] | None = None) -> None:
         self.tensors: dict[str, torch.Tensor] = {}
         self.limit = limit
+        self.claimed = 0
         self.fill = fill
 
     def get(self, kind: _StorageKind, key: str, numel: int) -> torch.Tensor:
         if key not in self.tensors:
             size = numel * torch.empty((), dtype=kind.dtype).element_size()
-            if not 0 <= size <= self.limit:
-                raise ValueError(f"storage {key} claims {size} bytes, more than the file holds")
+            if not 0 <= size <= self.limit - self.claimed:
+                raise ValueError(
+                    f"storage {key} claims {size} bytes: with the others, more than the file holds"
+                )
+            self.claimed += size
             tensor = torch.empty(numel, dtype=kind.dtype)
             if self.fill is not None:
                 self.fill(tensor, key)
@@ -330,6 +366,8 @@ def _copy_bytes(tensor: torch.Tensor, data: bytes | bytearray) -> None:
 def _read_zip(handle: IO[bytes]) -> Any:
     """torch's zip format: ``<name>/data.pkl`` plus one ``<name>/data/<key>`` record per storage."""
     with zipfile.ZipFile(handle) as archive:
+        declared = sum(info.file_size for info in archive.infolist())
+        check_expansion(declared, _size(handle))
         pickles = [name for name in archive.namelist() if name.endswith("/data.pkl")]
         if len(pickles) != 1:
             raise ValueError("a zip archive that is not a torch checkpoint")
@@ -342,7 +380,22 @@ def _read_zip(handle: IO[bytes]) -> Any:
             _copy_bytes(tensor, archive.read(f"{root}data/{key}"))
 
         with archive.open(pickles[0]) as data:
-            return _RestrictedUnpickler(data, _Storages(_size(handle), fill)).load()
+            return _RestrictedUnpickler(data, _Storages(declared, fill)).load()
+
+
+MAX_EXPANSION = 4
+"""How much more data than its own size an archive may declare. torch stores its zip entries
+uncompressed, so a real checkpoint declares about its size; a "zip bomb" declares thousands of
+times more."""
+
+
+def check_expansion(declared: int, size: int) -> None:
+    """Refuse an archive that declares more than :data:`MAX_EXPANSION` times its size in data."""
+    if declared > MAX_EXPANSION * size:
+        raise ValueError(
+            f"the archive declares {declared:,} bytes of data in a file of {size:,} bytes "
+            f"(more than {MAX_EXPANSION}x, torch never compresses): refused before expanding it"
+        )
 
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -387,6 +440,7 @@ def _read_nemo_archive(path: Path) -> Any:
         ]
         if len(members) != 1:
             raise ValueError("a tar archive without one model_weights.ckpt (not a .nemo file)")
+        check_expansion(members[0].size, path.stat().st_size)
         weights = archive.extractfile(members[0])
         assert weights is not None  # a regular file
         data = io.BytesIO(weights.read())
@@ -397,7 +451,9 @@ def _read_nemo_archive(path: Path) -> Any:
 
 
 # ---------------------------------------------------------------------------- payload kinds
-def _read_nvidia(payload: Any, legacy: bool) -> Checkpoint:
+def _read_nvidia(
+    payload: Any, legacy: bool, glow_old: bool | None = None, source: str = ""
+) -> Checkpoint:
     """Detect the container, extract its tensors, normalise names, fuse, infer the config."""
     layout, state, hints, extra = _extract(payload, legacy)
     state, ignored, nemo = _normalise_names(state)
@@ -409,11 +465,33 @@ def _read_nvidia(payload: Any, legacy: bool) -> Checkpoint:
     state, fusions = _fuse_old_layouts(state)
     config = _infer_config(state, hints)
     _check_keys(state, config)
-    if extra.get("nvidia_module") == "glow_old" or "res-skip-split" in fusions:
-        # glow_old.py (the only code that wrote split res/skip layers) swaps odd flows' halves
+    if _swaps_odd_couplings(
+        extra.get("nvidia_module"), "res-skip-split" in fusions, glow_old, source
+    ):
         flow = dataclasses.replace(config.waveglow_config, swap_odd_couplings=True)
         config = config.replace(waveglow_config=flow)
     return Checkpoint(config, state, layout="+".join([layout, *fusions]), extra=extra)
+
+
+def _swaps_odd_couplings(
+    module: str | None, split_res_skip: bool, glow_old: bool | None, source: str
+) -> bool:
+    """Whether NVIDIA's code that wrote the file swapped odd flows' coupling halves: only
+    ``glow_old.py`` did. The user's ``glow_old`` decides, else the pickled module; a bare state
+    dict is read as ``glow.py``, said in a warning where split layers make either possible."""
+    if glow_old is not None:
+        return glow_old
+    if module is not None:
+        return module == "glow_old"
+    if split_res_skip:
+        warnings.warn(
+            f"{source}: split res/skip layers without a pickled module: read as NVIDIA's glow.py "
+            "wrote them (before November 2018); if glow_old.py wrote the file, pass glow_old=True "
+            "(waveglow convert --glow-old)",
+            LayoutWarning,
+            stacklevel=4,
+        )
+    return False
 
 
 def _extract(

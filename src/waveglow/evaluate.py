@@ -46,7 +46,7 @@ import io
 import json
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -289,6 +289,7 @@ class EvaluationReport:
     denoise: float | None = None
     seed: int = 0
     clips: tuple[str, ...] = field(default_factory=tuple)
+    failures: tuple[tuple[str, str], ...] = ()  # (file, one-line error) of clips not scored
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -338,6 +339,7 @@ class EvaluationReport:
             "griffin_lim_iterations": GRIFFIN_LIM_ITERATIONS
             if GRIFFIN_LIM in self.systems
             else None,
+            "failures": [{"file": file, "error": error} for file, error in self.failures],
         }
 
     def markdown(self) -> str:
@@ -364,7 +366,10 @@ class EvaluationReport:
                 f", denoiser {self.denoise}" if self.denoise else ""
             )
             notes.append(f"WaveGlow synthesis: {self.synthesis_khz:.1f} kHz ({settings}).")
-        return "\n".join(lines) + "\n\n" + " ".join(notes) + "\n"
+        failed = "".join(f"- {file}: {error}\n" for file, error in self.failures)
+        if failed:
+            failed = f"\n{len(self.failures)} file(s) could not be scored:\n\n{failed}"
+        return "\n".join(lines) + "\n\n" + " ".join(notes) + "\n" + failed
 
 
 def _best(metric: str, values: dict[str, float]) -> str | None:
@@ -421,14 +426,16 @@ def evaluate(
     dnsmos: bool = True,
     plots: bool = True,
     progress: bool = False,
+    on_error: Callable[[str], None] | None = None,
 ) -> EvaluationReport:
     """Copy-synthesise and score every clip; write wavs, plots, CSV, JSON and markdown.
 
     ``model=None`` scores the baseline alone (for a reference table without a trained model), at
     the Tacotron 2 defaults. Clip ``i`` draws its noise from a generator seeded ``seed + i``.
     ``denoise`` > 0 applies NVIDIA's bias denoiser at that strength to the WaveGlow output.
-    All inputs are read and checked before any work: a bad file stops the run with one error
-    naming it.
+    A file that cannot be read or scored (corrupt, too short) is left out: ``on_error`` gets one
+    line naming it, and the report lists it in ``failures``; the others are scored. No scorable
+    clip at all is an :class:`AudioError`.
     """
     require_eval_extra()
     if baseline not in BASELINES:
@@ -438,7 +445,17 @@ def evaluate(
     config = model.data_config if model is not None else DataConfig()
     n_mel_channels = model.config.n_mel_channels if model is not None else 80
     output_dir = Path(output_dir)
-    clips = _load_clips(collect_audio_files(inputs), config.sampling_rate)
+    failures: list[tuple[str, str]] = []
+
+    def fail(path: Path, error: Exception) -> None:
+        message = str(error) if str(path) in str(error) else f"{path}: {error}"
+        failures.append((str(path), message))
+        if on_error is not None:
+            on_error(message)
+
+    clips = _load_clips(collect_audio_files(inputs), config.sampling_rate, fail)
+    if not clips:
+        raise AudioError(f"no clip could be scored: {'; '.join(error for _, error in failures)}")
     mel = MelSpectrogram(config, n_mel_channels)
     systems = tuple(
         name
@@ -452,7 +469,7 @@ def evaluate(
     denoiser = Denoiser(model) if model is not None and denoise > 0 else None
     rows: list[ClipScores] = []
     synthesis_seconds, synthesised = 0.0, 0
-    for index, (name, audio) in enumerate(tqdm(clips, desc="evaluate", disable=not progress)):
+    for index, (name, audio, path) in enumerate(tqdm(clips, desc="evaluate", disable=not progress)):
         with torch.no_grad():
             log_mel = mel(torch.from_numpy(audio))  # (M, F)
         outputs: dict[str, np.ndarray] = {}
@@ -465,12 +482,11 @@ def evaluate(
             outputs[WAVEGLOW] = generated[: audio.size]
         if baseline == GRIFFIN_LIM:
             outputs[GRIFFIN_LIM] = griffin_lim(log_mel, config, audio.size, seed + index)
-        for system, generated in outputs.items():
-            generated = np.clip(generated, -1.0, 1.0)
-            save_wav(output_dir / "wavs" / f"{name}_{system}.wav", generated, config.sampling_rate)
-            rows.append(
-                ClipScores(name, system, score(audio, generated, config.sampling_rate, dnsmos))
-            )
+        try:
+            rows.extend(_score_clip(name, audio, outputs, output_dir, config, dnsmos))
+        except (AudioError, OSError, ValueError) as error:
+            fail(path, error)
+            continue
         if plots:
             write_spectrogram_plot(output_dir / "plots" / f"{name}.png", audio, outputs, config)
     khz = synthesised / synthesis_seconds / 1000 if synthesis_seconds > 0 else None
@@ -482,27 +498,52 @@ def evaluate(
         sigma=sigma if model is not None else None,
         denoise=denoise if model is not None else None,
         seed=seed,
-        clips=tuple(name for name, _ in clips),
+        clips=tuple(name for name, _, path in clips if str(path) not in dict(failures)),
+        failures=tuple(failures),
     )
     write_report(report)
     return report
 
 
-def _load_clips(files: Sequence[Path], rate: int) -> list[tuple[str, np.ndarray]]:
-    """Read every file (mono, ``rate``) with a unique output name; errors name the file."""
-    clips: list[tuple[str, np.ndarray]] = []
+def _score_clip(
+    name: str,
+    audio: np.ndarray,
+    outputs: dict[str, np.ndarray],
+    output_dir: Path,
+    config: DataConfig,
+    dnsmos: bool,
+) -> list[ClipScores]:
+    """Write each system's output of one clip and score it against the original."""
+    rows = []
+    for system, generated in outputs.items():
+        generated = np.clip(generated, -1.0, 1.0)
+        save_wav(output_dir / "wavs" / f"{name}_{system}.wav", generated, config.sampling_rate)
+        rows.append(ClipScores(name, system, score(audio, generated, config.sampling_rate, dnsmos)))
+    return rows
+
+
+def _load_clips(
+    files: Sequence[Path], rate: int, fail: Callable[[Path, Exception], None]
+) -> list[tuple[str, np.ndarray, Path]]:
+    """Read every file (mono, ``rate``) with a unique output name; a file that cannot be read or
+    is too short goes to ``fail`` and is left out."""
+    clips: list[tuple[str, np.ndarray, Path]] = []
     used: set[str] = set()
     for path in files:
-        audio, _ = load_audio(path, rate)
+        try:
+            audio, _ = load_audio(path, rate)
+        except AudioError as error:
+            fail(path, error)
+            continue
         if audio.size < MIN_SECONDS * rate:
-            raise AudioError(
-                f"{path}: {audio.size / rate:.2f} s is too short to score (needs {MIN_SECONDS} s)"
-            )
+            fail(path, AudioError(f"{audio.size / rate:.2f} s is too short to score (needs "
+                                  f"{MIN_SECONDS} s)"))  # fmt: skip
+            continue
         name, suffix = path.stem, 2
         while name in used:
             name, suffix = f"{path.stem}-{suffix}", suffix + 1
         used.add(name)
-        clips.append((name, np.clip(audio, -1.0, 1.0)))
+        clips.append((name, np.clip(audio, -1.0, 1.0), path))
     return clips
 
 

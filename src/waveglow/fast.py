@@ -35,6 +35,22 @@ PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+# ---------------------------------------------------------------------------- devices
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch.device that exists here; a ValueError in our words otherwise."""
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {device!r}: not a device name (cpu, cuda, cuda:1...)") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: CUDA is not available on this machine")
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise ValueError(
+            f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+        )
+    return resolved
+
+
 # ---------------------------------------------------------------------------- precision
 def resolve_precision(precision: str, device: torch.device | str = "cpu") -> torch.dtype:
     """The matmul dtype for ``precision`` on ``device``.

@@ -7,6 +7,7 @@ Shape legend (used in the trailing comments of every reshape):
     T    audio samples (T = F * hop at inference)
     G    group size (n_group): audio is folded into G channels of T_G = T / G steps
     C_k  audio channels that flow k transforms (G minus the early outputs emitted before it)
+    S    grouped steps per mel frame (hop / G)
 
 The forward pass maps audio to z (for the likelihood); :meth:`WaveGlow.inverse` is the single
 implementation of the inverse flow, used by :meth:`WaveGlow.infer` and by every faster path.
@@ -14,8 +15,10 @@ implementation of the inverse flow, used by :meth:`WaveGlow.infer` and by every 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -39,17 +42,44 @@ class WaveGlow(nn.Module):
         Config(waveglow_config=config, data_config=data_config)  # validates the pair
         self.config = config
         self.data_config = data_config
-        mel_bins, group = config.n_mel_channels, config.n_group
-        self.upsample = nn.ConvTranspose1d(
-            mel_bins, mel_bins, data_config.filter_length, stride=data_config.hop_length
-        )
+        mel_bins = config.n_mel_channels
+        if config.has_upsampler:
+            self.upsample = nn.ConvTranspose1d(
+                mel_bins, mel_bins, data_config.filter_length, stride=data_config.hop_length
+            )
         self.WN = nn.ModuleList(
-            WN(config.channels_at(k) // 2, mel_bins * group, config.WN_config)
+            WN(config.channels_at(k) // 2, config.conditioning_channels, config.WN_config)
             for k in range(config.n_flows)
         )
         self.convinv = nn.ModuleList(
             Invertible1x1Conv(config.channels_at(k)) for k in range(config.n_flows)
         )
+
+    @staticmethod
+    def parameter_count(
+        config: WaveGlowConfig,
+        data_config: DataConfig,
+        weight_norm: bool = True,
+        limit: int | None = None,
+    ) -> int:
+        """The values a WaveGlow of ``config`` holds, from the config alone (nothing is built).
+
+        Follows :meth:`__init__` module by module. With ``limit``, the count stops as soon as it
+        exceeds ``limit`` (a file may declare any number of flows) and returns what it has so far.
+        """
+        mel_bins = config.n_mel_channels
+        total = 0
+        if config.has_upsampler:
+            total += mel_bins * mel_bins * data_config.filter_length + mel_bins  # upsample
+        for k in range(config.n_flows):
+            if limit is not None and total > limit:
+                break
+            channels = config.channels_at(k)
+            total += WN.parameter_count(
+                channels // 2, config.conditioning_channels, config.WN_config, weight_norm
+            )
+            total += Invertible1x1Conv.parameter_count(channels)
+        return total
 
     @property
     def hop_length(self) -> int:
@@ -63,21 +93,69 @@ class WaveGlow(nn.Module):
         return Config(waveglow_config=self.config, data_config=self.data_config)
 
     # ------------------------------------------------------------------ conditioning
-    def condition(self, mel: torch.Tensor, length: int) -> torch.Tensor:
-        """Upsample the mel to ``length`` samples and fold it into groups: (B, M*G, length/G)."""
-        batch, mel_bins, frames = mel.shape
-        group = self.n_group
-        upsampled = self.upsample(mel)  # (B, M, (F-1)*hop + filter_length)
-        if upsampled.size(2) < length:
+    @property
+    def conditioning_reach(self) -> tuple[int, int]:
+        """Mel frames (before, after) a frame's own that its conditioning reads.
+
+        The upsampler's taps reach ``(filter_length - 1) // hop`` frames back; linear interpolation
+        reads the next frame; nearest-frame conditioning reads up to the next frame.
+        """
+        if self.config.has_upsampler:
+            return (self.data_config.filter_length - 1) // self.hop_length, 0
+        return 0, 1
+
+    def condition(
+        self, mel: torch.Tensor, length: int, lengths: Sequence[int] | None = None
+    ) -> torch.Tensor:
+        """The mel at the grouped steps: (B, M*G, length/G) upsampled, or (B, M, length/G) at
+        frame rate. ``lengths`` (frames per item of a padded batch) keeps each item's
+        interpolation inside its own frames, as when it is alone."""
+        frames = mel.size(2)
+        covered = (
+            (frames - 1) * self.hop_length + self.data_config.filter_length
+            if self.config.has_upsampler
+            else frames * self.hop_length
+        )
+        if covered < length:
             raise ValueError(
-                f"the mel's {frames} frames cover {upsampled.size(2)} samples, "
+                f"the mel's {frames} frames cover {covered} samples, "
                 f"fewer than the {length} asked for"
             )
-        upsampled = upsampled[:, :, :length]  # (B, M, T)
+        if self.config.has_upsampler:
+            return self._upsample_groups(mel, length)
+        return self._interpolate_frames(mel, length, lengths)
+
+    def _upsample_groups(self, mel: torch.Tensor, length: int) -> torch.Tensor:
+        """NVIDIA's conditioning: ConvTranspose1d to the samples, folded into groups."""
+        batch, mel_bins, _ = mel.shape
+        group = self.n_group
+        upsampled = self.upsample(mel)[:, :, :length]  # (B, M, T)
         grouped = upsampled.reshape(batch, mel_bins, length // group, group)  # (B, M, T_G, G)
         return grouped.transpose(2, 3).reshape(
             batch, mel_bins * group, length // group
         )  # (B, M*G, T_G)
+
+    def _interpolate_frames(
+        self, mel: torch.Tensor, length: int, lengths: Sequence[int] | None
+    ) -> torch.Tensor:
+        """Frame-rate conditioning: step j (samples jG .. jG+G-1, centre jG + (G-1)/2) mixes
+        frames f and f+1 around it, frame f being centred on sample f*hop; past the last frame
+        (of the batch, or of each item with ``lengths``) the last frame is held."""
+        batch, mel_bins, frames = mel.shape
+        steps_per_frame = self.hop_length // self.n_group
+        following = torch.cat([mel[:, :, 1:], mel[:, :, -1:]], dim=2)  # (B, M, F)
+        if lengths is not None:
+            for item, own in enumerate(lengths):
+                following[item, :, own - 1] = mel[item, :, own - 1]
+        offsets = torch.arange(steps_per_frame, device=mel.device, dtype=torch.float64)
+        weight = (offsets * self.n_group + (self.n_group - 1) / 2) / self.hop_length
+        if self.config.mel_upsampling == "nearest":
+            weight = (weight >= 0.5).double()
+        weight = weight.to(mel.dtype)  # (S,)
+        mixed = mel.unsqueeze(3) * (1 - weight) + following.unsqueeze(3) * weight  # (B, M, F, S)
+        return mixed.reshape(batch, mel_bins, frames * steps_per_frame)[
+            :, :, : length // self.n_group
+        ]  # (B, M, T_G)
 
     # ------------------------------------------------------------------ forward flow
     def forward(
@@ -161,9 +239,11 @@ class WaveGlow(nn.Module):
         with bf16 matrix hardware, else fp32; bf16/fp16 on CUDA) or None (plain convolutions).
         ``lengths``: each item's own number of frames in a padded batch; item b's first
         ``lengths[b] * hop`` samples are then exactly its own synthesis (the rest is padding).
-        Runs without autograd.
+        ``mel`` (and ``z``) may be any real tensor, numpy array or nested list of numbers: it is
+        converted to the model's dtype and device. Runs without autograd.
         """
-        self._check_mel(mel)
+        mel = self._check_mel(self._as_input(mel, "mel"))
+        sigma = _check_sigma(sigma)
         batch, _, frames = mel.shape
         length = frames * self.hop_length
         shape = (batch, self.n_group, length // self.n_group)
@@ -174,12 +254,12 @@ class WaveGlow(nn.Module):
             valid = self.valid_steps(lengths, frames, mel.device)
         if z is None:
             z = torch.randn(shape, device=mel.device, dtype=mel.dtype, generator=generator) * sigma
-        elif tuple(z.shape) != shape:
+        elif tuple((z := self._as_input(z, "z")).shape) != shape:
             raise ValueError(
                 f"z has shape {tuple(z.shape)}; a mel of {frames} frames needs {shape}"
             )
         with torch.no_grad():
-            mel_groups = self.condition(mel, length)  # (B, M*G, T_G)
+            mel_groups = self.condition(mel, length, lengths)  # (B, M*G or M, T_G)
             audio = self.inverse(mel_groups, z.to(mel.dtype), precision, valid)  # (B, G, T_G)
         return audio.transpose(1, 2).reshape(batch, length)  # (B, T)
 
@@ -198,6 +278,9 @@ class WaveGlow(nn.Module):
         """
         from .chunked import DEFAULT_CHUNK_FRAMES, infer_chunks
 
+        mel = self._check_mel(self._as_input(mel, "mel"))
+        sigma = _check_sigma(sigma)
+        z = None if z is None else self._as_input(z, "z")
         chunk_frames = DEFAULT_CHUNK_FRAMES if chunk_frames is None else chunk_frames
         return infer_chunks(self, mel, chunk_frames, sigma, z, generator, precision)
 
@@ -247,7 +330,26 @@ class WaveGlow(nn.Module):
     def has_weight_norm(self) -> bool:
         return any(name.endswith("weight_g") for name, _ in self.named_parameters())
 
-    def _check_mel(self, mel: torch.Tensor) -> None:
+    def _as_input(self, value: object, name: str) -> torch.Tensor:
+        """``value`` as a finite tensor of the model's dtype, on its device."""
+        parameter = next(self.parameters())
+        if isinstance(value, list | tuple | np.ndarray):
+            array = _real_array(value, name)
+            value = torch.from_numpy(array)
+        if not isinstance(value, torch.Tensor):
+            hint = " (to read a mel file, use waveglow.load_mel)" if isinstance(value, str) else ""
+            raise ValueError(
+                f"{name} must be a tensor, a numpy array or a nested list of numbers, "
+                f"got {type(value).__name__}{hint}"
+            )
+        if value.is_complex() or value.dtype == torch.bool:
+            raise ValueError(f"{name} must hold real numbers, got {value.dtype}")
+        value = value.to(parameter.device, parameter.dtype)
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{name} contains NaN or infinite values")
+        return value
+
+    def _check_mel(self, mel: torch.Tensor) -> torch.Tensor:
         bins = self.config.n_mel_channels
         if mel.dim() != 3 or mel.size(1) != bins:
             raise ValueError(
@@ -256,3 +358,52 @@ class WaveGlow(nn.Module):
             )
         if mel.size(2) == 0:
             raise ValueError("mel has no frames")
+        return mel
+
+
+def multiply_adds_per_sample(config: WaveGlowConfig, data_config: DataConfig) -> float:
+    """Multiply-adds of one synthesis (or one forward pass) per output sample: the upsampler,
+    every 1x1 convolution and every WN's convolutions (the elementwise gate, coupling and the
+    frame-rate interpolation are not counted)."""
+    wn = config.WN_config
+    channels, layers = wn.n_channels, wn.n_layers
+    mel_bins = config.n_mel_channels
+    per_step = 0
+    for k in range(config.n_flows):
+        audio_channels = config.channels_at(k)
+        half = audio_channels // 2
+        per_step += audio_channels**2  # convinv
+        per_step += half * channels + channels * 2 * half  # start, end
+        per_step += config.conditioning_channels * 2 * channels * layers  # cond_layer
+        if wn.depthwise_separable:  # in_layers: depthwise taps, then pointwise C -> 2C
+            per_step += layers * (wn.kernel_size * channels + channels * 2 * channels)
+        else:
+            per_step += layers * wn.kernel_size * channels * 2 * channels  # in_layers
+        per_step += (layers - 1) * channels * 2 * channels + channels * channels  # res_skip
+    upsampler = (
+        mel_bins * mel_bins * data_config.filter_length / data_config.hop_length
+        if config.has_upsampler
+        else 0.0
+    )
+    return per_step / config.n_group + upsampler
+
+
+def _real_array(value: object, name: str) -> np.ndarray:
+    """A list or array of real numbers as a numpy array; a ValueError in our words otherwise."""
+    try:
+        array = np.asarray(value)
+    except ValueError:
+        raise ValueError(f"{name}: a nested list of unequal lengths is not an array") from None
+    if array.dtype.kind not in "iuf":
+        raise ValueError(f"{name} must hold real numbers, got an array of {array.dtype}")
+    return np.ascontiguousarray(array)
+
+
+def _check_sigma(sigma: object) -> float:
+    try:
+        value = float(sigma)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"sigma must be a number, got {sigma!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
+    return value

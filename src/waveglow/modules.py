@@ -24,7 +24,12 @@ class WeightNormConv1d(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int = 1, dilation: int = 1
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 1,
+        dilation: int = 1,
+        groups: int = 1,
     ) -> None:
         super().__init__()
         conv = nn.Conv1d(
@@ -33,8 +38,10 @@ class WeightNormConv1d(nn.Module):
             kernel_size,
             dilation=dilation,
             padding=_same(kernel_size, dilation),
+            groups=groups,
         )
         self.dilation = dilation
+        self.groups = groups
         self.padding = conv.padding[0]
         self.weight_v = nn.Parameter(conv.weight.detach().clone())
         self.weight_g = nn.Parameter(norm_except_dim0(self.weight_v.detach()))
@@ -45,12 +52,31 @@ class WeightNormConv1d(nn.Module):
         return self.weight_g * self.weight_v / norm_except_dim0(self.weight_v)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv1d(x, self.weight, self.bias, padding=self.padding, dilation=self.dilation)
+        return F.conv1d(
+            x,
+            self.weight,
+            self.bias,
+            padding=self.padding,
+            dilation=self.dilation,
+            groups=self.groups,
+        )
+
+    @staticmethod
+    def parameter_count(
+        in_channels: int, out_channels: int, kernel_size: int = 1, weight_norm: bool = True
+    ) -> int:
+        """Values of such a convolution: weight (or weight_v and weight_g) and bias."""
+        return out_channels * in_channels * kernel_size + out_channels * (2 if weight_norm else 1)
 
     def fold(self) -> nn.Conv1d:
-        out_channels, in_channels, kernel_size = self.weight_v.shape
+        out_channels, in_per_group, kernel_size = self.weight_v.shape
         conv = nn.Conv1d(
-            in_channels, out_channels, kernel_size, dilation=self.dilation, padding=self.padding
+            in_per_group * self.groups,
+            out_channels,
+            kernel_size,
+            dilation=self.dilation,
+            padding=self.padding,
+            groups=self.groups,
         ).to(device=self.weight_v.device, dtype=self.weight_v.dtype)
         with torch.no_grad():
             conv.weight.copy_(self.weight)
@@ -84,6 +110,10 @@ class Invertible1x1Conv(nn.Module):
         with torch.no_grad():
             self.conv.weight.copy_(rotation.view(channels, channels, 1))
         self._inverse_cache: tuple[tuple, torch.Tensor] | None = None
+
+    @staticmethod
+    def parameter_count(channels: int) -> int:
+        return channels * channels
 
     @property
     def matrix(self) -> torch.Tensor:
@@ -122,6 +152,33 @@ class Invertible1x1Conv(nn.Module):
         return super()._apply(fn, recurse)
 
 
+class SeparableConv1d(nn.Module):
+    """SqueezeWave's in_layer: a depthwise k-tap convolution (C -> C, one filter per channel)
+    followed by a pointwise one (C -> 2C), both weight-normalised.
+
+    :attr:`weight` and :attr:`bias` are the equivalent dense convolution's (2C, C, k) taps and
+    bias (``pointwise . depthwise`` is linear), which is what the GEMM evaluation reads.
+    """
+
+    def __init__(self, channels: int, out_channels: int, kernel_size: int, dilation: int) -> None:
+        super().__init__()
+        self.depthwise = WeightNormConv1d(channels, channels, kernel_size, dilation, channels)
+        self.pointwise = WeightNormConv1d(channels, out_channels)
+        self.dilation = dilation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise(self.depthwise(x))
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """(2C, C, k): tap j of input c to output o is pointwise[o, c] * depthwise[c, j]."""
+        return self.pointwise.weight[:, :, :1] * self.depthwise.weight.transpose(0, 1)
+
+    @property
+    def bias(self) -> torch.Tensor:
+        return self.pointwise.bias + self.pointwise.weight[:, :, 0] @ self.depthwise.bias
+
+
 class WN(nn.Module):
     """WaveNet-like network: dilated convolutions gated by the upsampled mel, summed skip outputs.
 
@@ -139,8 +196,9 @@ class WN(nn.Module):
         nn.init.zeros_(self.end.weight)
         nn.init.zeros_(self.end.bias)
         self.cond_layer = WeightNormConv1d(n_mel_channels, 2 * channels * layers)
+        in_layer = SeparableConv1d if config.depthwise_separable else WeightNormConv1d
         self.in_layers = nn.ModuleList(
-            WeightNormConv1d(channels, 2 * channels, config.kernel_size, dilation=2**i)
+            in_layer(channels, 2 * channels, config.kernel_size, config.dilation_base**i)
             for i in range(layers)
         )
         self.res_skip_layers = nn.ModuleList(
@@ -148,6 +206,28 @@ class WN(nn.Module):
             for i in range(layers)
         )
         self._gemm_cache: dict = {}
+
+    @staticmethod
+    def parameter_count(
+        n_in_channels: int, n_mel_channels: int, config: WNConfig, weight_norm: bool = True
+    ) -> int:
+        """The values a WN of these sizes holds, computed from the sizes alone (as :meth:`__init__`
+        lays them out), so that a file's declared config can be checked before anything is built."""
+        channels, layers = config.n_channels, config.n_layers
+        conv = WeightNormConv1d.parameter_count
+        if config.depthwise_separable:  # one k-tap filter per channel, then C -> 2C
+            in_layer = conv(1, channels, config.kernel_size, weight_norm)
+            in_layer += conv(channels, 2 * channels, 1, weight_norm)
+        else:
+            in_layer = conv(channels, 2 * channels, config.kernel_size, weight_norm)
+        return (
+            conv(n_in_channels, channels, 1, weight_norm)
+            + conv(channels, 2 * n_in_channels, 1, weight_norm=False)  # end: a plain Conv1d
+            + conv(n_mel_channels, 2 * channels * layers, 1, weight_norm)
+            + layers * in_layer
+            + (layers - 1) * conv(channels, 2 * channels, 1, weight_norm)
+            + conv(channels, channels, 1, weight_norm)
+        )
 
     def forward(
         self,

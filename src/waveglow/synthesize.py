@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +41,7 @@ from .audio import (
 from .chunked import DEFAULT_CHUNK_FRAMES, write_wav_chunks
 from .config import DataConfig
 from .denoiser import Denoiser
+from .fast import resolve_device
 from .model import WaveGlow
 
 OUTPUT_SUFFIX = "_synthesis.wav"
@@ -176,7 +177,7 @@ def synthesize_files(
     if sigma < 0 or denoise < 0:
         raise ValueError("sigma and denoise must be >= 0")
     parameter = next(model.parameters())
-    device = torch.device(device) if device is not None else parameter.device
+    device = resolve_device(device) if device is not None else parameter.device
     model = model.to(device).eval()
     denoiser = Denoiser(model) if denoise > 0 else None
     n_mel_channels = model.config.n_mel_channels
@@ -185,39 +186,56 @@ def synthesize_files(
     results: list[FileResult | None] = [None] * len(inputs)
     outputs = _output_paths(inputs, Path(output_dir), OUTPUT_SUFFIX)
 
-    def flush(batch: list[_Item]) -> None:
+    rate = model.data_config.sampling_rate
+
+    def flush(batch: list[_Item], bar: tqdm) -> None:
         noises = [item_noise(model, item.mel.size(1), sigma, seed, item.index) for item in batch]
         if len(batch) == 1 and denoiser is None and batch[0].mel.size(1) > chunk_frames:
-            _stream(model, batch[0], noises[0], precision, chunk_frames, results, on_error)
+            progress = lambda samples: bar.update(samples / rate)  # noqa: E731 - chunk by chunk
+            _stream(
+                model, batch[0], noises[0], precision, chunk_frames, results, on_error, progress
+            )
             return
         audio = infer_batch(model, [item.mel for item in batch], noises, precision)
         for item, item_audio in zip(batch, audio, strict=True):
             if denoiser is not None:
                 with torch.inference_mode():
                     item_audio = denoiser(item_audio, strength=denoise)
-            _write(item, item_audio, model.data_config.sampling_rate, results, on_error)
+            _write(item, item_audio, rate, results, on_error)
+            bar.update(item_audio.numel() / rate)
 
     started = time.perf_counter()
-    with tqdm(total=len(inputs), unit="file", disable=not progress) as bar:
+    with _audio_progress(progress) as bar:
         batch: list[_Item] = []
         for index, source in enumerate(map(Path, inputs)):
             item = _read_item(
                 n_mel_channels, transform, index, source, outputs[index], results, on_error
             )
-            if item is None:
-                bar.update(1)
-            else:
+            if item is not None:
                 batch.append(item)
+                bar.total += item.mel.size(1) * model.hop_length / rate
             if batch and (len(batch) == batch_size or index == len(inputs) - 1):
-                flush(batch)
-                bar.update(len(batch))
+                flush(batch, bar)
                 batch = []
+            bar.set_postfix_str(f"{index + 1}/{len(inputs)} files", refresh=True)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return SynthesisReport(
         results=[result for result in results if result is not None],
         sampling_rate=model.data_config.sampling_rate,
         wall_seconds=time.perf_counter() - started,
+    )
+
+
+def _audio_progress(enabled: bool) -> tqdm:
+    """A progress bar in seconds of audio (its rate: seconds of audio per second, i.e. the real-time
+    factor); its total grows as the inputs are read."""
+    return tqdm(
+        total=0.0,
+        unit="s",
+        disable=not enabled,
+        bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s of audio [{elapsed}<{remaining}, "
+        "{rate_fmt}{postfix}]",
     )
 
 
@@ -294,21 +312,35 @@ def _stream(
     chunk_frames: int,
     results: list[FileResult | None],
     on_error: ErrorHandler | None,
+    progress: Callable[[int], object] = lambda _samples: None,
 ) -> None:
-    """Synthesise one long item chunk by chunk straight into its wav file."""
+    """Synthesise one long item chunk by chunk straight into its wav file; ``progress`` gets the
+    samples of each chunk written."""
     parameter = next(model.parameters())
     mel = item.mel.unsqueeze(0).to(parameter.device, parameter.dtype)  # (1, M, F)
     z = noise.unsqueeze(0).to(parameter.device, parameter.dtype)  # (1, G, T_G)
     chunks = model.infer_chunks(mel, chunk_frames, z=z, precision=precision)
     try:
         samples = write_wav_chunks(
-            item.output, (chunk[0] for chunk in chunks), model.data_config.sampling_rate
+            item.output, _reporting(chunks, progress), model.data_config.sampling_rate
         )
+    except AudioError as error:
+        _fail(results, item.index, item.source, str(error), on_error)
+        return
     except OSError as error:
-        message = f"{item.output}: cannot write ({error})"
+        message = cannot_write(item.output, error)
         _fail(results, item.index, item.source, message, on_error)
         return
     results[item.index] = FileResult(item.source, item.output, samples)
+
+
+def _reporting(
+    chunks: Iterable[torch.Tensor], progress: Callable[[int], object]
+) -> Iterator[torch.Tensor]:
+    """The first item of each batch chunk (B=1), telling ``progress`` its length once written."""
+    for chunk in chunks:
+        yield chunk[0]
+        progress(chunk.size(-1))
 
 
 def _write(
@@ -320,8 +352,11 @@ def _write(
 ) -> None:
     try:
         save_wav(item.output, audio, sampling_rate)
+    except AudioError as error:
+        _fail(results, item.index, item.source, str(error), on_error)
+        return
     except OSError as error:
-        message = f"{item.output}: cannot write ({error})"
+        message = cannot_write(item.output, error)
         _fail(results, item.index, item.source, message, on_error)
         return
     results[item.index] = FileResult(item.source, item.output, audio.numel())
@@ -358,7 +393,7 @@ def compute_mels(
             _fail(results, index, source, str(error), on_error)
             continue
         except OSError as error:
-            _fail(results, index, source, f"{output}: cannot write ({error})", on_error)
+            _fail(results, index, source, cannot_write(output, error), on_error)
             continue
         results[index] = FileResult(source, output, mel.size(1))
     return MelReport([result for result in results if result is not None])
@@ -383,6 +418,11 @@ def _output_paths(inputs: Iterable[str | Path], output_dir: Path, suffix: str) -
             taken[key] = source
             outputs.append(output)
     return outputs
+
+
+def cannot_write(path: Path | str, error: OSError) -> str:
+    """One line for a failed write (a full disk, a directory in the way...)."""
+    return f"{path}: cannot write ({error.strerror or error})"
 
 
 def _fail(

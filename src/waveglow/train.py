@@ -24,11 +24,12 @@ import json
 import math
 import os
 import random
+import re
 import signal
 import threading
 import time
-from collections.abc import Sequence
-from contextlib import nullcontext
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,7 @@ def apply_overrides(config: Config, overrides: Sequence[str]) -> Config:
     Values are parsed as JSON where possible (numbers, true/false, null), else kept as strings;
     nested keys work (``waveglow_config.WN_config.n_channels=256``). Unknown keys are an error.
     """
-    data = config.to_dict()
+    data = dataclasses.asdict(config)  # every field, ours included, can be set
     for override in overrides:
         key, separator, text = override.partition("=")
         if not separator or not key.strip():
@@ -207,6 +208,8 @@ class Trainer:
     logger: RunLogger
     progress: Progress = field(default_factory=Progress)
     last_checkpoint: Path | None = None
+    rollback_target: Path | None = None  # the last checkpoint known good (see save_checkpoint)
+    validation_ok: bool = True  # False from a non-finite validation until a finite one
     pending_problems: list[str] = field(default_factory=list)
 
     @property
@@ -298,6 +301,7 @@ def setup(
     )
     if resume_path is not None:
         restore(trainer, resume_path)
+        _check_not_finished(trainer, resume_path)
     trainer.logger.event(
         "start",
         step=trainer.progress.step,
@@ -385,7 +389,9 @@ def _datasets(
         "cache_directory": train_config.cache_directory or None,
     }
     validation = SegmentDataset(validation_list, random_segments=False, **options)
-    return SegmentDataset(train_list, **options), validation if validation_list else None
+    train_data = SegmentDataset(train_list, **options)
+    train_data[0]  # in this process, before any worker: no usable clip at all is one clear error
+    return train_data, validation if validation_list else None
 
 
 def _loader(
@@ -467,19 +473,45 @@ def run_loop(trainer: Trainer, stop: StopRequest) -> str | None:
         progress = trainer.progress
         trainer.sampler.set_epoch(progress.epoch, progress.batch_in_epoch * config.batch_size)
         pending: list[Batch] = []
-        for batch in trainer.loader:
-            pending.append(batch)
-            if len(pending) < accumulation:
-                continue
-            stopped_by = after_step(trainer, train_step(trainer, pending, stop))
-            pending = []
-            if stopped_by is not None or _finished(trainer):
-                break
-        else:
-            progress.epoch += 1
-            progress.batch_in_epoch = 0
+        with _batches(trainer.loader) as batches:
+            for batch in batches:
+                pending.append(batch)
+                if len(pending) < accumulation:
+                    continue
+                stopped_by = after_step(trainer, train_step(trainer, pending, stop))
+                pending = []
+                if stopped_by is not None or _finished(trainer):
+                    break
+            else:
+                progress.epoch += 1
+                progress.batch_in_epoch = 0
     finish(trainer, stopped_by)
     return stopped_by
+
+
+@contextmanager
+def _batches(loader: DataLoader) -> Iterator[Iterator[Batch]]:
+    """The loader's batches; its workers are shut down however the loop ends, and an error raised
+    in a worker comes back as the same error with its own message (not the worker's traceback)."""
+    iterator = iter(loader)
+    try:
+        yield iterator
+    except DataError as error:
+        raise DataError(worker_message(error)) from None
+    finally:
+        shutdown = getattr(iterator, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
+
+
+def worker_message(error: BaseException) -> str:
+    """The original message of an error a DataLoader worker raised (torch wraps it in the
+    worker's traceback: "Caught X in DataLoader worker ... Original Traceback ... X: message")."""
+    text = str(error)
+    if "Original Traceback" not in text:
+        return text
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    return re.sub(r"^[\w.]+(Error|Exception): ", "", last)
 
 
 def _finished(trainer: Trainer) -> bool:
@@ -591,20 +623,43 @@ def finish(trainer: Trainer, stopped_by: str | None) -> None:
 
 
 def roll_back(trainer: Trainer) -> None:
-    """Restore the last checkpoint (model and optimizer) and raise :class:`TrainingError`."""
+    """Restore the last known-good checkpoint (model and optimizer), set the later ones aside
+    (``.diverged``, so that a resume starts from the good one) and raise :class:`TrainingError`."""
     progress = trainer.progress
     step, count = progress.step, progress.bad_in_a_row
-    last = trainer.last_checkpoint
-    if last is not None:
-        restore(trainer, last)
-    where = f"rolled back to {last} (step {trainer.progress.step})" if last else "no checkpoint yet"
+    rate = learning_rate_at(trainer.train_config, step - 1)
+    target = trainer.rollback_target
+    set_aside = _set_aside_after(trainer, target)
+    if target is not None:
+        restore(trainer, target)
+        where = (
+            f"rolled back to {target} (step {trainer.progress.step}), the last checkpoint with "
+            "finite weights and a finite validation loss"
+        )
+    else:
+        where = "there is no checkpoint with finite weights and validation to roll back to"
+    if set_aside:
+        where += f"; the {len(set_aside)} later checkpoint(s) were renamed *.diverged"
+    advice = "lower train_config.learning_rate, set grad_clip_thresh"
+    advice += ", or train in fp32/bf16" if trainer.train_config.amp_precision == "fp16" else ""
     message = (
-        f"{count} consecutive steps had a non-finite loss or gradient (up to step {step}); "
-        f"{where}. Lower train_config.learning_rate, set grad_clip_thresh, or use fp32/bf16, "
+        f"training diverged at learning rate {rate:g}: {count} consecutive steps had a "
+        f"non-finite loss or gradient (up to step {step}); {where}. To go on, {advice}, "
         "then resume."
     )
     trainer.logger.event("diverged", step=step, message=message)
     raise TrainingError(message)
+
+
+def _set_aside_after(trainer: Trainer, target: Path | None) -> list[Path]:
+    """Rename the run's checkpoints newer than ``target`` (all without one) to ``*.diverged``."""
+    if not trainer.distributed.is_main:
+        return []
+    found = checkpoints_in(trainer.output)
+    later = found[found.index(target) + 1 :] if target in found else found
+    for path in later:
+        path.rename(path.with_name(path.name + ".diverged"))
+    return later
 
 
 def report_problems(trainer: Trainer) -> None:
@@ -640,6 +695,7 @@ def evaluate(trainer: Trainer) -> float:
     model.train()
     loss = float(np.mean(losses)) if losses else math.nan
     progress = trainer.progress
+    trainer.validation_ok = math.isfinite(loss) or not losses
     progress.validation_loss = loss
     improved = loss < progress.best_validation_loss
     progress.best_validation_loss = min(loss, progress.best_validation_loss)
@@ -687,17 +743,29 @@ def save_checkpoint(trainer: Trainer) -> Path | None:
     agree = ranks_agree(trainer)
     path = trainer.output / f"{CHECKPOINT_PREFIX}{trainer.progress.step:08d}.pt"
     trainer.last_checkpoint = path
+    if _known_good(trainer):
+        trainer.rollback_target = path
     if not trainer.distributed.is_main:
         return None
     _save(trainer, path, states)
     for old in checkpoints_in(trainer.output)[: -trainer.train_config.keep_checkpoints]:
-        old.unlink(missing_ok=True)
+        if old != trainer.rollback_target:  # kept, however old, for a roll back
+            old.unlink(missing_ok=True)
     trainer.logger.event(
         "checkpoint", step=trainer.progress.step, path=str(path), ranks_agree=agree
     )
     if not agree:
         trainer.logger.event("note", message="the processes hold different weights (DDP bug?)")
     return path
+
+
+def _known_good(trainer: Trainer) -> bool:
+    """A roll back may return here: the weights are finite, the last steps were, and so was the
+    last validation (a finite but destructive step shows there first)."""
+    if trainer.progress.bad_in_a_row or not trainer.validation_ok:
+        return False
+    with torch.no_grad():
+        return all(bool(torch.isfinite(p).all()) for p in trainer.model.parameters())
 
 
 def ranks_agree(trainer: Trainer) -> bool:
@@ -751,6 +819,7 @@ def restore(trainer: Trainer, path: Path) -> None:
         raise TrainingError(
             f"{path}: holds no training state (a model-only file): use init_from to fine-tune it"
         )
+    _check_same_architecture(checkpoint.config, trainer.config, Path(path))
     model_state = build_model(checkpoint, weight_norm=True, source=str(path)).state_dict()
     trainer.model.load_state_dict(model_state)
     trainer.optimizer.load_state_dict(training["optimizer"])
@@ -763,6 +832,64 @@ def restore(trainer: Trainer, path: Path) -> None:
     if trainer.distributed.rank < len(rank_states):
         _set_rng_state(rank_states[trainer.distributed.rank])
     trainer.last_checkpoint = Path(path)
+    trainer.rollback_target = Path(path)  # its weights are finite: build_model checked
+
+
+def _check_not_finished(trainer: Trainer, path: Path) -> None:
+    """A resume of a run that already reached its ``max_iters`` would do nothing: say so."""
+    limit, step = trainer.train_config.max_iters, trainer.progress.step
+    if limit and step >= limit:
+        raise TrainingError(
+            f"{path}: the run is at step {step}, its train_config.max_iters is {limit} (saved in "
+            f"its config.json): nothing to do. To go on, raise it, e.g. --resume --max-iters "
+            f"{max(2 * limit, step + 1)}"
+        )
+
+
+def model_overrides(overrides: Sequence[str]) -> list[str]:
+    """The keys of the ``section.key=value`` overrides that set the model's architecture
+    (``waveglow_config``, ``WN_config``): a warm start takes those from its file instead."""
+    keys = []
+    for override in overrides:
+        key = override.partition("=")[0].strip()
+        sections = [_SECTION_ALIASES.get(part.strip(), part.strip()) for part in key.split(".")]
+        if sections[0] == "waveglow_config" or (
+            sections[:1] == ["data_config"] and sections[-1] == "filter_length"
+        ):
+            keys.append(key)
+    return keys
+
+
+def _check_same_architecture(saved: Config, wanted: Config, path: Path) -> None:
+    """A resume continues the same model: every architecture setting must agree."""
+    differences = [
+        f"{name} {before} in the checkpoint, {after} in the config"
+        for name, before, after in _architecture_differences(saved, wanted)
+    ]
+    if differences:
+        raise TrainingError(
+            f"{path}: --resume continues the same model, but {'; '.join(differences)}. "
+            "Resume with the checkpoint's settings, or start a new run from its weights with "
+            "--init-from (a fresh optimizer)"
+        )
+
+
+def _architecture_differences(saved: Config, wanted: Config) -> list[tuple[str, Any, Any]]:
+    """(setting, value in ``saved``, value in ``wanted``) for each model setting that differs."""
+    pairs = [
+        ("waveglow_config", saved.waveglow_config, wanted.waveglow_config),
+        ("WN_config", saved.waveglow_config.WN_config, wanted.waveglow_config.WN_config),
+    ]
+    found = []
+    for section, before, after in pairs:
+        for field_ in dataclasses.fields(before):
+            old_value, new_value = getattr(before, field_.name), getattr(after, field_.name)
+            if field_.name != "WN_config" and old_value != new_value:
+                found.append((f"{section}.{field_.name}", old_value, new_value))
+    filter_length = (saved.data_config.filter_length, wanted.data_config.filter_length)
+    if filter_length[0] != filter_length[1]:
+        found.append(("data_config.filter_length", *filter_length))
+    return found
 
 
 def _note_changed_learning_rate(trainer: Trainer, path: Path) -> None:

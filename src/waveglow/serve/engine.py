@@ -30,7 +30,7 @@ from ..model import WaveGlow
 from .config import ServeConfig
 from .metrics import Metrics
 
-Window = tuple[int, int, int, int, int]  # start, end, window_start, window_end, mel_start
+Window = tuple[int, int, int, int, int, int]  # start, end, window and mel [start, end)
 Sink = Callable[[object], None]  # receives PCM bytes, then None (done) or an Exception
 
 
@@ -204,11 +204,9 @@ def synthesize_rows(
     conditions, noises, lengths = [], [], []
     with torch.inference_mode():
         for job, index in rows:
-            _, _, window_start, window_end, mel_start = job.windows[index]
-            mel = (
-                job.mel[:, mel_start:window_end].unsqueeze(0).to(parameter.device, parameter.dtype)
-            )
-            grouped = model.condition(mel, (window_end - mel_start) * hop)  # (1, M*G, steps)
+            _, _, window_start, window_end, mel_start, mel_end = job.windows[index]
+            mel = job.mel[:, mel_start:mel_end].unsqueeze(0).to(parameter.device, parameter.dtype)
+            grouped = model.condition(mel, (window_end - mel_start) * hop)  # (1, M*G or M, steps)
             conditions.append(grouped[0, :, (window_start - mel_start) * steps_per_frame :])
             noise = block_noise(job.seed, (1, group), window_start, window_end, hop, job.sigma)
             noises.append(noise[0])  # (G, steps)
@@ -220,7 +218,7 @@ def synthesize_rows(
         audio = model.inverse(mel_groups, z, precision, valid)  # (B, G, steps)
     chunks = []
     for row, (job, index) in enumerate(rows):
-        start, end, window_start, _, _ = job.windows[index]
+        start, end, window_start, _, _, _ = job.windows[index]
         first = (start - window_start) * steps_per_frame
         keep = audio[row, :, first : first + (end - start) * steps_per_frame]  # (G, chunk steps)
         chunks.append(keep.transpose(0, 1).reshape(-1).float().cpu())  # (chunk samples,)

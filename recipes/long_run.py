@@ -1,0 +1,171 @@
+"""A training run that outlives its machine: its state lives in the repository.
+
+A recipe folder (``recipes/frame16``) holds the run's ``config.json`` and, once a session has
+trained, ``state.pt`` (the newest training checkpoint: weights, optimizer, RNG and data position)
+and ``progress.json`` (step, CPU-hours and wall hours across every machine, validation curve)::
+
+    python recipes/long_run.py train recipes/frame16 --corpus /work/corpus --run /work/runs/frame16
+    python recipes/long_run.py snapshot recipes/frame16 --run /work/runs/frame16
+    python recipes/long_run.py evaluate recipes/frame16 --run /work/runs/frame16 [--checkpoint C]
+
+``train`` resumes the run folder where it exists (on the same machine), else starts one from
+``state.pt`` with an exact resume (a new machine: the corpus is rebuilt by
+``recipes/build_corpus.py``), else starts afresh. It runs in the foreground; start it with
+``nohup nice -n 19 ... &`` and stop it with SIGINT or SIGTERM (a checkpoint is saved).
+``snapshot`` copies the run's newest checkpoint into the recipe and updates ``progress.json``;
+commit both to carry the run to the next machine (the file is replaced in place, not added).
+``evaluate`` scores a checkpoint (default: the newest) on the corpus's held-out prompts with
+``waveglow.evaluate`` (sigma 0.6, seed 0) and records the means in ``progress.json`` with the
+step and the CPU-hours the run had spent when it wrote that checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from waveglow.audio import atomic_path
+from waveglow.train import checkpoints_in
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ship_model import training_cpu_hours, training_hours  # noqa: E402 - a sibling script
+
+STATE = "state.pt"
+PROGRESS = "progress.json"
+ORIGIN = "origin.json"  # in the run folder: where this folder's training began
+
+
+def read_json(path: Path, default: Any) -> Any:
+    return json.loads(path.read_text()) if path.is_file() else default
+
+
+def train_command(recipe: Path, corpus: Path, run: Path) -> list[str]:
+    """The ``waveglow train`` command that continues the run (and writes ``origin.json``)."""
+    command = [sys.executable, "-m", "waveglow", "train", "-o", str(run), "--quiet"]
+    if checkpoints_in(run):
+        return [*command, "--resume"]
+    run.mkdir(parents=True, exist_ok=True)
+    progress = read_json(recipe / PROGRESS, {"step": 0, "cpu_hours": 0.0, "wall_hours": 0.0})
+    (run / ORIGIN).write_text(json.dumps(progress, indent=2) + "\n")
+    command += [
+        "--config",
+        str(recipe / "config.json"),
+        "--data",
+        str(corpus / "train.txt"),
+        "--set",
+        f"train_config.validation_files={corpus / 'heldout.txt'}",
+    ]
+    if (recipe / STATE).is_file():
+        command += ["--resume", str(recipe / STATE)]
+    return command
+
+
+def validation_curve(log: Path) -> list[list[float]]:
+    curve = []
+    for line in log.read_text().splitlines():
+        event = json.loads(line)
+        if event["event"] == "validation":
+            curve.append([event["step"], round(event["validation_loss"], 4)])
+    return curve
+
+
+def snapshot(recipe: Path, run: Path) -> dict[str, Any]:
+    """Copy the newest checkpoint to ``recipe/state.pt``; write ``recipe/progress.json``."""
+    found = checkpoints_in(run)
+    if not found:
+        raise SystemExit(f"{run}: no checkpoint to snapshot")
+    newest = found[-1]
+    with atomic_path(recipe / STATE) as temporary:
+        shutil.copyfile(newest, temporary)
+    origin = read_json(run / ORIGIN, {"step": 0, "cpu_hours": 0.0, "wall_hours": 0.0})
+    log = run / "log.jsonl"
+    earlier = read_json(recipe / PROGRESS, {}).get("validation", [])
+    curve = {int(step): loss for step, loss in earlier + validation_curve(log)}
+    step = int(newest.stem.rsplit("_", 1)[-1])
+    progress = {
+        **read_json(recipe / PROGRESS, {}),
+        "step": step,
+        "cpu_hours": round(origin["cpu_hours"] + training_cpu_hours(log)[0], 3),
+        "wall_hours": round(origin["wall_hours"] + training_hours(log), 3),
+        "validation": [[s, curve[s]] for s in sorted(curve) if s <= step],
+        "updated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    (recipe / PROGRESS).write_text(json.dumps(progress, indent=1) + "\n")
+    return progress
+
+
+def cpu_hours_at(run: Path, step: int) -> float:
+    """CPU-hours spent up to ``step``: the origin's plus each (re)start's last ``cpu_seconds``
+    logged at or before ``step``."""
+    origin = read_json(run / ORIGIN, {"cpu_hours": 0.0})["cpu_hours"]
+    segments: list[float] = []
+    for line in (run / "log.jsonl").read_text().splitlines():
+        event = json.loads(line)
+        if event["event"] == "start":
+            segments.append(0.0)
+        elif event["event"] == "step" and event["step"] <= step and segments:
+            segments[-1] = event.get("cpu_seconds", segments[-1])
+    return origin + sum(segments) / 3600
+
+
+def evaluate_checkpoint(recipe: Path, run: Path, corpus: Path, checkpoint: Path | None) -> dict:
+    """Held-out means of ``checkpoint`` (default: the run's newest), kept in progress.json."""
+    import waveglow
+    from waveglow.evaluate import evaluate
+
+    checkpoint = checkpoint or checkpoints_in(run)[-1]
+    step = int(checkpoint.stem.rsplit("_", 1)[-1])
+    heldout = [
+        corpus / line.split("|")[0]
+        for line in (corpus / "heldout.txt").read_text().split("\n")
+        if line
+    ]
+    report = evaluate(
+        waveglow.load(checkpoint),
+        heldout,
+        run / f"eval_{step}",
+        baseline="none",
+        dnsmos=False,
+        plots=False,
+    )
+    means = report.means()["waveglow"]
+    row = {"step": step, "cpu_hours": round(cpu_hours_at(run, step), 3)}
+    row.update({name: round(value, 4) for name, value in means.items()})
+    progress = read_json(recipe / PROGRESS, {})
+    rows = [r for r in progress.get("evaluations", []) if r["step"] != step]
+    progress["evaluations"] = sorted([*rows, row], key=lambda r: r["step"])
+    (recipe / PROGRESS).write_text(json.dumps(progress, indent=1) + "\n")
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("action", choices=["train", "snapshot", "evaluate"])
+    parser.add_argument("recipe", type=Path, help="the recipe folder (config.json, state.pt)")
+    parser.add_argument("--run", type=Path, required=True, help="the run folder (outside git)")
+    parser.add_argument("--corpus", type=Path, default=Path("/work/corpus"))
+    parser.add_argument("--checkpoint", type=Path, help="evaluate: this checkpoint")
+    args = parser.parse_args()
+    if args.action == "evaluate":
+        row = evaluate_checkpoint(args.recipe, args.run, args.corpus, args.checkpoint)
+        print(json.dumps(row))
+        return
+    if args.action == "snapshot":
+        progress = snapshot(args.recipe, args.run)
+        print(json.dumps({k: v for k, v in progress.items() if k != "validation"}))
+        return
+    command = train_command(args.recipe, args.corpus, args.run)
+    print(" ".join(command), flush=True)
+    os.execv(command[0], command)
+
+
+if __name__ == "__main__":
+    main()
