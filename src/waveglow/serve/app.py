@@ -98,6 +98,7 @@ class Service:
         self.engine = Engine(model, config, self.metrics)
         self.transform = MelSpectrogram(model.data_config, model.config.n_mel_channels)
         self.info = model_info(config, model)
+        self.griffin_lim_slot = asyncio.Semaphore(1)  # the baseline must not crowd out the worker
 
     # ------------------------------------------------------------------ request bodies
     async def read_body(self, request: Request) -> bytes:
@@ -227,10 +228,16 @@ class Service:
             job.cancel()  # a no-op for a finished job
 
     async def griffin_lim(self, mel: torch.Tensor) -> bytes:
+        """The Griffin-Lim baseline of ``mel`` as a wav as long as WaveGlow's (one at a time)."""
         from ..evaluate import griffin_lim
 
+        started = time.perf_counter()
         length = mel.size(1) * self.model.hop_length
-        audio = await run_in_threadpool(griffin_lim, mel, self.model.data_config, length, 0)
+        async with self.griffin_lim_slot:
+            audio = await run_in_threadpool(griffin_lim, mel, self.model.data_config, length, 0)
+        self.metrics.latency.labels(endpoint="/v1/griffin-lim").observe(
+            time.perf_counter() - started
+        )
         return wav_header(length, self.rate) + _pcm16(torch.from_numpy(audio)).tobytes()
 
     def count(self, endpoint: str, status: int, kind: str | None = None) -> None:

@@ -6,6 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 ERROR_KINDS = ("bad_input", "too_large", "queue_full", "disconnected", "internal")
+SYNTHESIS_ENDPOINTS = ("/v1/synthesize", "/v1/copy-synthesis")
 
 
 class Metrics:
@@ -49,6 +50,11 @@ class Metrics:
             "waveglow_time_to_first_audio_seconds", "time from request to the first audio byte",
             ["endpoint", "stream"], buckets=LATENCY_BUCKETS, registry=self.registry,
         )  # fmt: skip
+        for endpoint in SYNTHESIS_ENDPOINTS:  # every series is exported from the start
+            self.latency.labels(endpoint=endpoint)
+            for stream in ("true", "false"):
+                self.first_audio.labels(endpoint=endpoint, stream=stream)
+        self.latency.labels(endpoint="/v1/griffin-lim")
         self._samples = 0
         self._seconds = 0.0
 
