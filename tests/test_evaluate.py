@@ -108,7 +108,11 @@ def test_griffin_lim_gives_any_length_asked_for():
     frames, hop = log_mel.size(-1), config.hop_length
     longest = ev.griffin_lim(log_mel, config, frames * hop - 1, seed=0)  # 1 + n // hop == F
     shortest = ev.griffin_lim(log_mel, config, (frames - 1) * hop, seed=0)
-    for length, natural in ((frames * hop, longest), (frames * hop + 700, longest), (1000, shortest)):
+    for length, natural in (
+        (frames * hop, longest),
+        (frames * hop + 700, longest),
+        (1000, shortest),
+    ):
         audio = ev.griffin_lim(log_mel, config, length, seed=0)
         assert audio.shape == (length,) and audio.dtype == np.float32
         shared = min(length, natural.size)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import signal
 import struct
 import time
 from importlib import resources
@@ -415,5 +416,17 @@ def run(config: ServeConfig) -> int:
         app, host=config.host, port=config.port, log_level=config.log_level,
         timeout_graceful_shutdown=None,
     )  # fmt: skip
-    uvicorn.Server(server_config).run()
+    server = uvicorn.Server(server_config)
+    # uvicorn drains on SIGTERM/SIGINT and then re-raises the signal into the handlers it found;
+    # a drained service has done what was asked and exits 0, so those handlers do nothing here.
+    quiet = {sig: signal.signal(sig, _drained) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.run()
+    finally:
+        for sig, handler in quiet.items():
+            signal.signal(sig, handler)
     return 0
+
+
+def _drained(signum: int, frame: object) -> None:
+    """The signal uvicorn passes on after its graceful shutdown: already handled."""
