@@ -9,7 +9,7 @@ TORCH_PIN ?= torch==2.13.0
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH_PIN)" -e ".[test,eval,export,train]"
+	$(PY) -m pip install --quiet "$(TORCH_PIN)" -e ".[test,eval,export,train,serve]"
 	touch $@
 
 setup: $(VENV)/.installed

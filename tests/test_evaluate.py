@@ -95,6 +95,34 @@ def test_mcd_uses_only_the_band_below_8khz(clean):
     assert ev.multi_resolution_stft(clean, noisy) > 0.05  # the full-band metric does see it
 
 
+def test_griffin_lim_gives_any_length_asked_for():
+    """A vocoder's F * hop samples make a centred STFT of F + 1 frames against the mel's F: librosa
+    raised "could not broadcast (513, F + 1) into (513, F)"; now any length is cut or padded."""
+    import torch
+
+    from waveglow import DataConfig, MelSpectrogram
+
+    config = DataConfig()
+    with torch.no_grad():
+        log_mel = MelSpectrogram(config)(torch.from_numpy(speech_like(0.3)))
+    frames, hop = log_mel.size(-1), config.hop_length
+    longest = ev.griffin_lim(log_mel, config, frames * hop - 1, seed=0)  # 1 + n // hop == F
+    shortest = ev.griffin_lim(log_mel, config, (frames - 1) * hop, seed=0)
+    for length, natural in (
+        (frames * hop, longest),
+        (frames * hop + 700, longest),
+        (1000, shortest),
+    ):
+        audio = ev.griffin_lim(log_mel, config, length, seed=0)
+        assert audio.shape == (length,) and audio.dtype == np.float32
+        shared = min(length, natural.size)
+        assert np.array_equal(audio[:shared], natural[:shared]), length
+        assert not audio[shared:].any()
+    assert np.abs(longest).max() > 0.01
+    with pytest.raises(ValueError, match="length"):
+        ev.griffin_lim(log_mel, config, 0)
+
+
 def test_griffin_lim_of_clean_speech_beats_white_noise(clean):
     import torch
 

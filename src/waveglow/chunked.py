@@ -111,13 +111,9 @@ def infer_chunks(
             f"{(batch, group, frames * steps_per_frame)}"
         )
     seed = draw_seed(generator) if z is None else 0
-    context = context_frames(model.config, model.data_config)
-    left_frames, right_frames = model.conditioning_reach
-    for start in range(0, frames, chunk_frames):
-        end = min(frames, start + chunk_frames)
-        window_start, window_end = max(0, start - context), min(frames, end + context)
-        mel_start = max(0, window_start - left_frames)
-        mel_end = min(frames, window_end + right_frames)
+    for start, end, window_start, window_end, mel_start, mel_end in chunk_windows(
+        model, frames, chunk_frames
+    ):
         if z is None:
             z_window = block_noise(
                 seed, (batch, group), window_start, window_end, hop, sigma, mel.dtype
@@ -134,6 +130,26 @@ def infer_chunks(
             :, :, : (end - start) * steps_per_frame
         ]  # (B, G, chunk steps)
         yield keep.transpose(1, 2).reshape(batch, (end - start) * hop)  # (B, chunk samples)
+
+
+def chunk_windows(
+    model: WaveGlow, frames: int, chunk_frames: int = DEFAULT_CHUNK_FRAMES
+) -> list[tuple[int, int, int, int, int, int]]:
+    """The chunks :func:`infer_chunks` synthesises a mel of ``frames`` frames in, in order:
+    ``(start, end, window_start, window_end, mel_start, mel_end)`` per chunk -- output frames
+    [start, end) are cut from the synthesis of frames [window_start, window_end), conditioned on
+    the mel frames [mel_start, mel_end) (the window widened by :attr:`WaveGlow.conditioning_reach`).
+    """
+    context = context_frames(model.config, model.data_config)
+    left_frames, right_frames = model.conditioning_reach
+    windows = []
+    for start in range(0, frames, chunk_frames):
+        end = min(frames, start + chunk_frames)
+        window_start, window_end = max(0, start - context), min(frames, end + context)
+        mel_start = max(0, window_start - left_frames)
+        mel_end = min(frames, window_end + right_frames)
+        windows.append((start, end, window_start, window_end, mel_start, mel_end))
+    return windows
 
 
 def synthesize_to_wav(

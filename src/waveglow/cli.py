@@ -648,6 +648,81 @@ def _bench_precisions(args: argparse.Namespace, device: torch.device) -> list[st
     return precisions
 
 
+# ---------------------------------------------------------------------------- serve
+def _add_serve_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = _subparser(
+        subparsers,
+        "serve",
+        "an HTTP vocoder service with a demo page",
+        """Serve a checkpoint over HTTP (needs the serve extra: pip install 'waveglow[serve]'):
+POST /v1/synthesize (a mel: .npy/.pt bytes, a form upload or JSON {"mel": [[...]]}),
+POST /v1/copy-synthesis and /v1/griffin-lim (an audio file), each returning a 16-bit wav
+(stream=true: chunk by chunk as synthesised); GET / (demo page), /healthz, /metrics, /docs.
+Concurrent requests are batched on one worker; SIGTERM finishes the requests in flight.""",
+        """examples:
+  waveglow serve -c demo
+  waveglow serve -c waveglow.pt --port 8080 --max-batch 16 --max-seconds 30""",
+    )
+    parser.add_argument("--checkpoint", "-c", required=True, metavar="CKPT", help="checkpoint")
+    parser.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8000, help="(default: %(default)s)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="(default: auto)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda... (default: cpu)")
+    parser.add_argument("--max-batch", type=_positive, default=8, metavar="N", help="(default: 8)")
+    parser.add_argument(
+        "--max-seconds", type=_positive_number, default=60.0, help="longest audio (default: 60)"
+    )
+    parser.add_argument("--queue", type=_positive, default=64, metavar="N", help="(default: 64)")
+    parser.add_argument(
+        "--max-body-mb", type=_positive_number, default=32.0, help="body size limit (default: 32)"
+    )
+    parser.add_argument(
+        "--chunk-frames",
+        type=_positive,
+        default=128,
+        metavar="N",
+        help="synthesis and streaming unit in mel frames (default: %(default)s, about 1.5 s)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        metavar="N",
+        help="torch threads of the synthesis worker; 1 makes a batched request bit-exact with "
+        "the same request alone (default: 0, torch's choice)",
+    )
+    parser.add_argument(
+        "--debug-batch-delay", type=_non_negative, default=0.0, help=argparse.SUPPRESS
+    )
+    parser.set_defaults(handler=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    try:
+        from .serve import ServeConfig, serve
+        from .serve.app import create_app  # noqa: F401 - fails early without the serve extra
+    except ImportError as error:
+        raise ValueError(
+            f"serve needs the serve extra: pip install 'waveglow[serve]' ({error})"
+        ) from None
+    _device(args.device)
+    config = ServeConfig(
+        checkpoint=args.checkpoint,
+        host=args.host,
+        port=args.port,
+        precision=args.precision,
+        device=args.device,
+        max_batch=args.max_batch,
+        max_seconds=args.max_seconds,
+        queue=args.queue,
+        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        chunk_frames=args.chunk_frames,
+        threads=args.threads,
+        batch_delay_s=args.debug_batch_delay,
+    )
+    return serve(config)
+
+
 # ---------------------------------------------------------------------------- helpers
 _PARSERS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_synthesize_parser,
@@ -658,6 +733,7 @@ _PARSERS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_train_parser,
     _add_evaluate_parser,
     _add_bench_parser,
+    _add_serve_parser,
 )
 
 

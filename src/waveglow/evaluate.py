@@ -211,9 +211,18 @@ def griffin_lim(
     log_mel: torch.Tensor, config: DataConfig, length: int, seed: int = 0
 ) -> np.ndarray:
     """Invert a Tacotron 2 log-mel (M, F): NNLS to a linear magnitude, then 60 Griffin-Lim
-    iterations with the mel's STFT parameters; ``length`` samples."""
+    iterations with the mel's STFT parameters; ``length`` samples, whatever ``length`` is.
+
+    Griffin-Lim alternates an inverse STFT of ``n`` samples with a centred STFT of those samples,
+    which has ``1 + n // hop`` frames; it must have F, so the iterations run at the length of F
+    frames closest to ``length`` and the result is then cut or zero-padded to ``length``
+    (a vocoder's F * hop samples would otherwise make F + 1 frames against F magnitudes).
+    """
     import librosa
 
+    if length < 1:
+        raise ValueError(f"length must be >= 1 sample, got {length}")
+    frames = log_mel.size(-1)
     mel = np.exp(log_mel.detach().double().cpu().numpy())
     magnitude = librosa.feature.inverse.mel_to_stft(
         mel,
@@ -225,6 +234,7 @@ def griffin_lim(
         htk=False,
         norm="slaney",
     )
+    iterated = _length_of_frames(length, frames, config.hop_length)
     audio = librosa.griffinlim(
         magnitude,
         n_iter=GRIFFIN_LIM_ITERATIONS,
@@ -234,10 +244,17 @@ def griffin_lim(
         window="hann",
         center=True,
         pad_mode="reflect",
-        length=length,
+        length=iterated,
         random_state=seed,
     )
+    audio = np.pad(audio[:length], (0, max(0, length - audio.size)))
     return audio.astype(np.float32)
+
+
+def _length_of_frames(length: int, frames: int, hop_length: int) -> int:
+    """The sample count nearest ``length`` whose centred STFT has ``frames`` frames
+    (``1 + n // hop == frames``: n in [(frames - 1) * hop, frames * hop - 1])."""
+    return min(max(length, (frames - 1) * hop_length), frames * hop_length - 1)
 
 
 def copy_synthesis(
