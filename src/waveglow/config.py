@@ -202,8 +202,9 @@ class TrainConfig:
             f"train_config.precision must be fp32, bf16, fp16 or auto, got {self.precision!r}",
         )
         _require(
-            self.wn_implementation in ("gemm", "conv"),
-            f"train_config.wn_implementation must be gemm or conv, got {self.wn_implementation!r}",
+            self.wn_implementation in ("gemm", "conv", "auto"),
+            "train_config.wn_implementation must be gemm, conv or auto, "
+            f"got {self.wn_implementation!r}",
         )
         _require(self.batch_size >= 1, "train_config.batch_size must be >= 1")
         _require(self.learning_rate > 0, "train_config.learning_rate must be > 0")

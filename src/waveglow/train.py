@@ -352,14 +352,20 @@ def _total_steps(config: Config, loader: DataLoader) -> int:
 
 def resolve_precision(config: Config, device: torch.device) -> Config:
     """``precision="auto"`` made concrete for ``device``: bf16 where the hardware multiplies bf16
-    matrices (CUDA with bf16, CPUs with AMX / AVX512-BF16), fp16 on older GPUs, else fp32."""
-    if config.train_config.precision != "auto":
-        return config
-    dtype = fast.resolve_precision("auto", device)
-    name = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
-    return config.replace(
-        train_config=dataclasses.replace(config.train_config, precision=name, fp16_run=False)
-    )
+    matrices (CUDA with bf16, CPUs with AMX / AVX512-BF16), fp16 on older GPUs, else fp32; then
+    ``wn_implementation="auto"``: the matrix-product WN where the products run in bf16/fp16, the
+    convolutions in fp32 (the faster fp32 path on AVX2 CPUs)."""
+    train_config = config.train_config
+    if train_config.precision == "auto":
+        dtype = fast.resolve_precision("auto", device)
+        name = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
+        train_config = dataclasses.replace(train_config, precision=name, fp16_run=False)
+    if train_config.wn_implementation == "auto":
+        low = train_config.amp_precision != "fp32"
+        train_config = dataclasses.replace(
+            train_config, wn_implementation="gemm" if low else "conv"
+        )
+    return config.replace(train_config=train_config)
 
 
 def _datasets(
