@@ -7,6 +7,7 @@ and ``progress.json`` (step, CPU-hours and wall hours across every machine, vali
     python recipes/long_run.py train recipes/frame16 --corpus /work/corpus --run /work/runs/frame16
     python recipes/long_run.py snapshot recipes/frame16 --run /work/runs/frame16
     python recipes/long_run.py evaluate recipes/frame16 --run /work/runs/frame16 [--checkpoint C]
+    python recipes/long_run.py plot recipes/frame16 [--png docs/frame16.png]
 
 ``train`` resumes the run folder where it exists (on the same machine), else starts one from
 ``state.pt`` with an exact resume (a new machine: the corpus is rebuilt by
@@ -16,7 +17,8 @@ and ``progress.json`` (step, CPU-hours and wall hours across every machine, vali
 commit both to carry the run to the next machine (the file is replaced in place, not added).
 ``evaluate`` scores a checkpoint (default: the newest) on the corpus's held-out prompts with
 ``waveglow.evaluate`` (sigma 0.6, seed 0) and records the means in ``progress.json`` with the
-step and the CPU-hours the run had spent when it wrote that checkpoint.
+step and the CPU-hours the run had spent when it wrote that checkpoint. ``plot`` draws those
+evaluations (and those of ``earlier_runs`` in ``progress.json``) against CPU-hours.
 """
 
 from __future__ import annotations
@@ -51,8 +53,9 @@ def train_command(recipe: Path, corpus: Path, run: Path) -> list[str]:
     if checkpoints_in(run):
         return [*command, "--resume"]
     run.mkdir(parents=True, exist_ok=True)
-    progress = read_json(recipe / PROGRESS, {"step": 0, "cpu_hours": 0.0, "wall_hours": 0.0})
-    (run / ORIGIN).write_text(json.dumps(progress, indent=2) + "\n")
+    progress = read_json(recipe / PROGRESS, {})
+    origin = {key: progress.get(key, 0) for key in ("step", "cpu_hours", "wall_hours")}
+    (run / ORIGIN).write_text(json.dumps(origin, indent=2) + "\n")
     command += [
         "--config",
         str(recipe / "config.json"),
@@ -144,16 +147,81 @@ def evaluate_checkpoint(recipe: Path, run: Path, corpus: Path, checkpoint: Path 
     return row
 
 
+JUDGED = {  # the metrics issue 10 judges runs by: key, title, higher is better
+    "stoi": ("STOI", True),
+    "estoi": ("ESTOI", True),
+    "log_mel_l1": ("log-mel L1", False),
+    "mr_stft": ("MR-STFT", False),
+}
+
+
+def curves(progress: dict) -> dict[str, list[tuple[float, float]]]:
+    """Each run's held-out metrics against CPU-hours: {"metric|run": [(cpu_hours, value), ...]}."""
+    runs = [(run["name"], run["evaluations"]) for run in progress.get("earlier_runs", [])]
+    runs.append(("this run", progress.get("evaluations", [])))
+    series: dict[str, list[tuple[float, float]]] = {}
+    for name, rows in runs:
+        for metric in JUDGED:
+            points = sorted((row["cpu_hours"], row[metric]) for row in rows if metric in row)
+            if points:
+                series[f"{metric}|{name}"] = points
+    return series
+
+
+def plot(recipe: Path, destination: Path) -> Path:
+    """A PNG of the held-out metrics against CPU-hours, with the reference models as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    progress = read_json(recipe / PROGRESS, {})
+    series = curves(progress)
+    figure, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
+    for axis, (metric, (title, higher)) in zip(axes.flat, JUDGED.items(), strict=True):
+        for key, points in series.items():
+            if key.startswith(f"{metric}|"):
+                axis.plot(*zip(*points, strict=True), marker="o", label=key.split("|", 1)[1])
+        for name, values in progress.get("references", {}).items():
+            axis.axhline(values[metric], linestyle="--", color="grey")
+            axis.annotate(
+                name,
+                (0, values[metric]),
+                xytext=(2, 3),
+                textcoords="offset points",
+                fontsize=7,
+                color="grey",
+            )
+        axis.set_title(f"{title} ({'higher' if higher else 'lower'} is better)")
+        axis.grid(alpha=0.3)
+    for axis in axes[1]:
+        axis.set_xlabel("training CPU-hours")
+    axes[0][0].legend(fontsize=7)
+    figure.suptitle(f"{recipe.name}: held-out metrics (17 prompts, sigma 0.6) against CPU-hours")
+    figure.tight_layout()
+    with atomic_path(destination) as temporary:
+        figure.savefig(temporary, format="png", dpi=80)
+    plt.close(figure)
+    return destination
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("action", choices=["train", "snapshot", "evaluate"])
+    parser.add_argument("action", choices=["train", "snapshot", "evaluate", "plot"])
     parser.add_argument("recipe", type=Path, help="the recipe folder (config.json, state.pt)")
-    parser.add_argument("--run", type=Path, required=True, help="the run folder (outside git)")
+    parser.add_argument("--run", type=Path, help="the run folder (outside git); not for plot")
     parser.add_argument("--corpus", type=Path, default=Path("/work/corpus"))
     parser.add_argument("--checkpoint", type=Path, help="evaluate: this checkpoint")
+    parser.add_argument("--png", type=Path, help="plot: the PNG to write (default docs/NAME.png)")
     args = parser.parse_args()
+    if args.action == "plot":
+        default = Path(__file__).resolve().parents[1] / "docs" / f"{args.recipe.name}.png"
+        print(plot(args.recipe, args.png or default))
+        return
+    if args.run is None:
+        parser.error(f"{args.action} needs --run (the run folder)")
     if args.action == "evaluate":
         row = evaluate_checkpoint(args.recipe, args.run, args.corpus, args.checkpoint)
         print(json.dumps(row))

@@ -73,3 +73,34 @@ def test_cpu_hours_at_a_step_count_only_the_steps_before_it(tmp_path):
     (run / long_run.ORIGIN).write_text(json.dumps({"cpu_hours": 0.5}))
     assert long_run.cpu_hours_at(run, 200) == 0.5 + 1.0  # the second start's steps come later
     assert long_run.cpu_hours_at(run, 400) == 0.5 + 1.5
+
+
+def test_a_new_machine_with_only_earlier_evaluations_starts_at_zero_hours(tmp_path):
+    recipe = tmp_path / "recipe"
+    recipe.mkdir()
+    (recipe / long_run.PROGRESS).write_text(json.dumps({"earlier_runs": []}))
+    long_run.train_command(recipe, tmp_path / "corpus", tmp_path / "run")
+    origin = json.loads((tmp_path / "run" / long_run.ORIGIN).read_text())
+    assert origin == {"step": 0, "cpu_hours": 0, "wall_hours": 0}
+
+
+def test_curves_and_plot_show_every_run_against_cpu_hours(tmp_path):
+    rows = [
+        {"step": 400, "cpu_hours": 0.2, "stoi": 0.5, "estoi": 0.1},
+        {"step": 200, "cpu_hours": 0.1, "stoi": 0.4, "estoi": 0.0},
+    ]
+    progress = {
+        "evaluations": rows,
+        "earlier_runs": [{"name": "lost", "evaluations": [{"cpu_hours": 3.0, "stoi": 0.6}]}],
+        "references": {"GL": dict.fromkeys(long_run.JUDGED, 1.0)},
+    }
+    series = long_run.curves(progress)
+    assert series["stoi|this run"] == [(0.1, 0.4), (0.2, 0.5)]  # sorted by CPU-hours
+    assert series["estoi|this run"] == [(0.1, 0.0), (0.2, 0.1)]
+    assert series["stoi|lost"] == [(3.0, 0.6)]
+    assert "log_mel_l1|this run" not in series  # never measured: no empty curve
+    recipe = tmp_path / "frame"
+    recipe.mkdir()
+    (recipe / long_run.PROGRESS).write_text(json.dumps(progress))
+    png = long_run.plot(recipe, tmp_path / "curve.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
