@@ -277,7 +277,7 @@ safetensors.""",
 
 
 def _run_convert(args: argparse.Namespace) -> int:
-    from .convert import convert
+    from .checkpoint import convert
 
     checkpoint = convert(args.source, args.destination, glow_old=args.glow_old)
     print(f"converted {args.source} ({checkpoint.layout}) to {args.destination}")
@@ -298,8 +298,7 @@ def _add_info_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_info(args: argparse.Namespace) -> int:
-    from .checkpoint import model_config_dict
-    from .convert import read_checkpoint
+    from .checkpoint import model_config_dict, read_checkpoint
     from .model import multiply_adds_per_sample
 
     checkpoint = read_checkpoint(args.checkpoint)

@@ -43,9 +43,15 @@ from tqdm import tqdm
 
 from . import fast
 from .audio import MelSpectrogram, atomic_path, save_wav
-from .checkpoint import Checkpoint, CheckpointError, build_model, save
+from .checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    build_model,
+    read_checkpoint,
+    safe_torch_load,
+    save,
+)
 from .config import Config, ConfigError, TrainConfig
-from .convert import read_checkpoint, safe_torch_load
 from .data import (
     Batch,
     DataError,

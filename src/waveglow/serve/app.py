@@ -395,7 +395,7 @@ def model_info(config: ServeConfig, model: WaveGlow) -> dict:
 
 def model_verdict(checkpoint: str) -> str | None:
     """The model card's one-line verdict for a bundled model (its first bold claim), else None."""
-    from ..convert import BUNDLED_MODELS
+    from ..checkpoint import BUNDLED_MODELS
 
     if checkpoint not in BUNDLED_MODELS or Path(checkpoint).exists():
         return None
