@@ -19,15 +19,11 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import torch
 
-from .chunked import DEFAULT_CHUNK_FRAMES
 from .fast import PRECISIONS, cpu_has_bf16_matmul, resolve_precision
-
-if TYPE_CHECKING:
-    from .model import WaveGlow
+from .model import DEFAULT_CHUNK_FRAMES, WaveGlow
 
 WARMUP_SECONDS = 0.5
 EMULATED_SECONDS = 0.1

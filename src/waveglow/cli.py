@@ -23,9 +23,9 @@ import torch
 from . import __version__
 from .audio import AudioError, InputWarning
 from .checkpoint import CheckpointError
-from .chunked import DEFAULT_CHUNK_FRAMES
 from .config import ConfigError, DataConfig
 from .fast import PRECISIONS
+from .model import DEFAULT_CHUNK_FRAMES
 
 PROGRAM = "waveglow"
 EXPECTED_ERRORS = (AudioError, CheckpointError, ConfigError, ValueError, OSError)

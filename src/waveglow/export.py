@@ -40,11 +40,7 @@ class Synthesizer(nn.Module):
             conv.inverse_matrix(torch.float32)  # cached now, a constant in the traced graph
 
     def forward(self, mel: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        batch, _, frames = mel.shape
-        length = frames * self.model.hop_length
-        mel_groups = self.model.condition(mel, length)  # (B, M*G, T_G)
-        audio = self.model.inverse(mel_groups, z, precision=self.precision)  # (B, G, T_G)
-        return audio.transpose(1, 2).reshape(batch, -1)  # (B, T)
+        return self.model.decode(mel, z, self.precision)  # (B, T)
 
 
 def example_inputs(model: WaveGlow, frames: int = 8, batch: int = 1) -> tuple[torch.Tensor, ...]:

@@ -10,13 +10,25 @@ Shape legend (used in the trailing comments of every reshape):
     S    grouped steps per mel frame (hop / G)
 
 The forward pass maps audio to z (for the likelihood); :meth:`WaveGlow.inverse` is the single
-implementation of the inverse flow, used by :meth:`WaveGlow.infer` and by every faster path.
+implementation of the inverse flow, and :meth:`WaveGlow.decode` (condition, inverse, audio as
+(B, T)) the single synthesis step, used by :meth:`WaveGlow.infer`, :meth:`WaveGlow.infer_chunks`
+and the export.
+
+Chunked synthesis: one output step depends on the latent and the mel within a fixed receptive
+field: every WN reaches ``sum_i (k - 1) / 2 * dilation_base^i`` steps of T_G to each side and the
+inverse flow stacks ``n_flows`` of them; the upsampler adds ``(filter_length - 1) // hop`` frames
+to the left, frame-rate conditioning one frame to the right (:attr:`WaveGlow.conditioning_reach`).
+A chunk of output frames [a, b) is therefore synthesised from the window [a - context,
+b + context) (clipped to the mel) and cut back to [a, b): away from the window's artificial edges
+every value is computed from exactly the same inputs as in a whole-utterance synthesis, so the
+chunks join into the same audio up to float rounding.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -25,6 +37,21 @@ from torch import nn
 from .config import Config, DataConfig, WaveGlowConfig
 from .fast import GemmCondition
 from .modules import WN, Invertible1x1Conv, remove_weight_norm
+from .noise import block_noise, draw_seed
+
+DEFAULT_CHUNK_FRAMES = 1024  # ~12 s at hop 256: the context (~1.1 s each side) costs ~18 %
+
+
+class ChunkWindow(NamedTuple):
+    """Output frames [start, end) are cut from the synthesis of frames [window_start,
+    window_end), conditioned on the mel frames [mel_start, mel_end)."""
+
+    start: int
+    end: int
+    window_start: int
+    window_end: int
+    mel_start: int
+    mel_end: int
 
 
 class WaveGlow(nn.Module):
@@ -258,10 +285,30 @@ class WaveGlow(nn.Module):
             raise ValueError(
                 f"z has shape {tuple(z.shape)}; a mel of {frames} frames needs {shape}"
             )
+        return self.decode(mel, z, precision, valid=valid, lengths=lengths)  # (B, T)
+
+    def decode(
+        self,
+        mel: torch.Tensor,
+        z: torch.Tensor,
+        precision: str | None = "fp32",
+        mel_offset: int = 0,
+        valid: torch.Tensor | None = None,
+        lengths: Sequence[int] | None = None,
+    ) -> torch.Tensor:
+        """The synthesis step: the latent ``z`` (B, G, T_G) to audio (B, T_G * G), without autograd.
+
+        ``mel`` (B, M, F) conditions it; its first ``mel_offset`` frames come before ``z``'s first
+        step (the context a chunk's upsampler reads). ``precision``, ``valid`` as for
+        :meth:`inverse`, ``lengths`` as for :meth:`condition`.
+        """
+        batch, steps_per_frame = z.size(0), self.hop_length // self.n_group
+        skipped = mel_offset * steps_per_frame
+        length = (skipped + z.size(2)) * self.n_group
         with torch.no_grad():
-            mel_groups = self.condition(mel, length, lengths)  # (B, M*G or M, T_G)
+            mel_groups = self.condition(mel, length, lengths)[:, :, skipped:]  # (B, M*G|M, T_G)
             audio = self.inverse(mel_groups, z.to(mel.dtype), precision, valid)  # (B, G, T_G)
-        return audio.transpose(1, 2).reshape(batch, length)  # (B, T)
+        return audio.transpose(1, 2).reshape(batch, -1)  # (B, T)
 
     def infer_chunks(
         self,
@@ -273,16 +320,64 @@ class WaveGlow(nn.Module):
         precision: str | None = "fp32",
     ) -> Iterator[torch.Tensor]:
         """Yield the audio of ``mel`` chunk by chunk (B, chunk_frames * hop), in bounded memory;
-        joined, the chunks equal :meth:`infer` with the same ``z`` (see :mod:`waveglow.chunked`).
+        joined, the chunks equal :meth:`infer` with the same ``z`` (see the module doc).
         Without ``z`` the noise is drawn per fixed block of frames, independent of the chunk size.
         """
-        from .chunked import DEFAULT_CHUNK_FRAMES, infer_chunks
-
         mel = self._check_mel(self._as_input(mel, "mel"))
         sigma = _check_sigma(sigma)
         z = None if z is None else self._as_input(z, "z")
         chunk_frames = DEFAULT_CHUNK_FRAMES if chunk_frames is None else chunk_frames
-        return infer_chunks(self, mel, chunk_frames, sigma, z, generator, precision)
+        return self._chunks(mel, chunk_frames, sigma, z, generator, precision)
+
+    def _chunks(
+        self,
+        mel: torch.Tensor,
+        chunk_frames: int,
+        sigma: float,
+        z: torch.Tensor | None,
+        generator: torch.Generator | None,
+        precision: str | None,
+    ) -> Iterator[torch.Tensor]:
+        if chunk_frames < 1:
+            raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
+        batch, _, frames = mel.shape
+        hop, steps_per_frame = self.hop_length, self.hop_length // self.n_group
+        shape = (batch, self.n_group, frames * steps_per_frame)
+        if z is not None and tuple(z.shape) != shape:
+            raise ValueError(
+                f"z has shape {tuple(z.shape)}; a mel of {frames} frames needs {shape}"
+            )
+        seed = draw_seed(generator) if z is None else 0
+        for window in self.chunk_windows(frames, chunk_frames):
+            start, end, window_start, window_end, mel_start, mel_end = window
+            if z is None:
+                z_window = block_noise(
+                    seed, (batch, self.n_group), window_start, window_end, hop, sigma, mel.dtype
+                ).to(mel.device)
+            else:
+                z_window = z[:, :, window_start * steps_per_frame : window_end * steps_per_frame]
+            audio = self.decode(
+                mel[:, :, mel_start:mel_end], z_window, precision, window_start - mel_start
+            )  # (B, window samples)
+            yield audio[:, (start - window_start) * hop : (end - window_start) * hop]
+
+    def chunk_windows(
+        self, frames: int, chunk_frames: int = DEFAULT_CHUNK_FRAMES
+    ) -> list[ChunkWindow]:
+        """The chunks :meth:`infer_chunks` synthesises a mel of ``frames`` frames in, in order: the
+        output frames of each are cut from a window widened by the context (see the module doc),
+        conditioned on the mel frames that the window's conditioning reads
+        (:attr:`conditioning_reach`)."""
+        context = context_frames(self.config, self.data_config)
+        left_frames, right_frames = self.conditioning_reach
+        windows = []
+        for start in range(0, frames, chunk_frames):
+            end = min(frames, start + chunk_frames)
+            window_start, window_end = max(0, start - context), min(frames, end + context)
+            mel_start = max(0, window_start - left_frames)
+            mel_end = min(frames, window_end + right_frames)
+            windows.append(ChunkWindow(start, end, window_start, window_end, mel_start, mel_end))
+        return windows
 
     # ------------------------------------------------------------------ helpers
     def valid_steps(
@@ -359,6 +454,19 @@ class WaveGlow(nn.Module):
         if mel.size(2) == 0:
             raise ValueError("mel has no frames")
         return mel
+
+
+def receptive_field_steps(config: WaveGlowConfig) -> int:
+    """How many T_G steps to each side one output step of the inverse flow depends on."""
+    wn = config.WN_config
+    per_wn = sum((wn.kernel_size - 1) // 2 * wn.dilation_base**i for i in range(wn.n_layers))
+    return config.n_flows * per_wn
+
+
+def context_frames(config: WaveGlowConfig, data_config: DataConfig) -> int:
+    """Mel frames of context needed on each side of a chunk for exact chunked synthesis."""
+    samples = receptive_field_steps(config) * config.n_group
+    return math.ceil(samples / data_config.hop_length)
 
 
 def multiply_adds_per_sample(config: WaveGlowConfig, data_config: DataConfig) -> float:

@@ -38,11 +38,11 @@ from .audio import (
     save_mel,
     save_wav,
 )
-from .chunked import DEFAULT_CHUNK_FRAMES, write_wav_chunks
+from .chunked import write_wav_chunks
 from .config import DataConfig
 from .denoiser import Denoiser
 from .fast import resolve_device
-from .model import WaveGlow
+from .model import DEFAULT_CHUNK_FRAMES, WaveGlow
 
 OUTPUT_SUFFIX = "_synthesis.wav"
 MEL_FORMATS = ("pt", "npy")
@@ -170,7 +170,7 @@ def synthesize_files(
     it happens (the report keeps them all). ``precision`` is that of the WN matrix products
     (:meth:`WaveGlow.infer`). An input longer than ``chunk_frames`` mel frames, synthesised alone
     (batch of one) without denoising, is streamed to its file chunk by chunk in bounded memory
-    (:mod:`waveglow.chunked`; the same audio as in one piece, up to float rounding).
+    (:meth:`WaveGlow.infer_chunks`; the same audio as in one piece, up to float rounding).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")

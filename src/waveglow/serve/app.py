@@ -27,8 +27,9 @@ from starlette.responses import StreamingResponse
 
 from .. import __version__
 from ..audio import MelSpectrogram
-from ..chunked import _pcm16, draw_seed
+from ..chunked import _pcm16
 from ..model import WaveGlow
+from ..noise import draw_seed
 from .config import ServeConfig
 from .engine import Engine, Job, QueueFullError
 from .inputs import (
