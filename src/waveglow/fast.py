@@ -24,12 +24,10 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
-if TYPE_CHECKING:
-    from .modules import WN
+from .modules import WN
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -85,8 +83,9 @@ def cpu_has_bf16_matmul() -> bool:
 # ---------------------------------------------------------------------------- conditioning
 @dataclass
 class GemmCondition:
-    """The grouped mel (B, M*G, T_G) with the matmul dtype: what the inverse/forward flow passes to
-    every WN to select the GEMM evaluation. Holds the inference buffers, shared by all flows."""
+    """The grouped mel (B, M*G, T_G) with the matmul dtype: the :class:`~waveglow.modules.WNEvaluation`
+    that the inverse/forward flow passes to every WN to select the GEMM evaluation. Holds the
+    inference buffers, shared by all flows."""
 
     mel_groups: torch.Tensor
     dtype: torch.dtype
@@ -104,6 +103,10 @@ class GemmCondition:
         if dtype == torch.float32 and mel_groups.dtype == torch.float64:
             dtype = torch.float64  # "full precision" follows a float64 model
         return cls(mel_groups, dtype)
+
+    def evaluate(self, wn: WN, audio: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+        """``wn`` evaluated as matrix products (see :func:`wn_forward`)."""
+        return wn_forward(wn, audio, self, valid)
 
     def time_major(self) -> torch.Tensor:
         """The mel as (B, T_G, M*G) in the matmul dtype (differentiable; a view when it can be)."""
@@ -149,10 +152,10 @@ def gemm_weights(wn: WN, dtype: torch.dtype) -> GemmWeights:
     if torch.is_grad_enabled() or torch.jit.is_tracing() or torch.compiler.is_compiling():
         return _rearrange(wn, dtype)
     key = (dtype, *((p._version, p.data_ptr(), p.device) for p in wn.parameters()))
-    cache = wn._gemm_cache
-    if cache.get(dtype, (None,))[0] != key:
-        cache[dtype] = (key, _rearrange(wn, dtype))
-    return cache[dtype][1]
+    cache, slot = wn.evaluation_cache, ("gemm", dtype)
+    if cache.get(slot, (None,))[0] != key:
+        cache[slot] = (key, _rearrange(wn, dtype))
+    return cache[slot][1]
 
 
 def _rearrange(wn: WN, dtype: torch.dtype) -> GemmWeights:
