@@ -22,13 +22,12 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from .fast import PRECISIONS, cpu_has_bf16_matmul, resolve_precision
+from .backends import PRECISIONS, cpu_has_bf16_matmul, precision_name, resolve_precision
 from .model import DEFAULT_CHUNK_FRAMES, WaveGlow
 
 WARMUP_SECONDS = 0.5
 EMULATED_SECONDS = 0.1
 SIGMA = 0.6
-_DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
 # ---------------------------------------------------------------------------- results
@@ -138,7 +137,7 @@ def label(precision: str, device: torch.device | str) -> str:
     """``precision`` as shown in the results: ``auto`` with what it resolves to on ``device``."""
     if precision != "auto":
         return precision
-    return f"auto={_DTYPE_NAMES[resolve_precision(precision, device)]}"
+    return f"auto={precision_name(resolve_precision(precision, device))}"
 
 
 def _cuda_bf16() -> bool:

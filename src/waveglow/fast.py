@@ -21,63 +21,12 @@ columns are written once per inverse pass, shared by every flow (see :class:`Gem
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
+from .backends import resolve_precision
 from .modules import WN
-
-PRECISIONS = ("fp32", "bf16", "fp16", "auto")
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-# ---------------------------------------------------------------------------- devices
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``device`` as a torch.device that exists here; a ValueError in our words otherwise."""
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device {device!r}: not a device name (cpu, cuda, cuda:1...)") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r}: CUDA is not available on this machine")
-    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
-        raise ValueError(
-            f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
-        )
-    return resolved
-
-
-# ---------------------------------------------------------------------------- precision
-def resolve_precision(precision: str, device: torch.device | str = "cpu") -> torch.dtype:
-    """The matmul dtype for ``precision`` on ``device``.
-
-    ``auto``: bfloat16 on CPUs with bf16 matrix hardware (AMX or AVX512-BF16), float32 on other
-    CPUs; on CUDA bfloat16 where supported, else float16.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
-    if precision != "auto":
-        return _DTYPES[precision]
-    if torch.device(device).type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if cpu_has_bf16_matmul() else torch.float32
-
-
-@functools.cache
-def cpu_has_bf16_matmul() -> bool:
-    """True when this CPU multiplies bf16 matrices in hardware (AMX-BF16 or AVX512-BF16)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    flags: set[str] = set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.split(":", 1)[1].split())
-            break
-    return bool(flags & {"amx_bf16", "avx512_bf16"})
 
 
 # ---------------------------------------------------------------------------- conditioning

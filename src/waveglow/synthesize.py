@@ -38,10 +38,10 @@ from .audio import (
     save_mel,
     save_wav,
 )
+from .backends import resolve_device
 from .chunked import write_wav_chunks
 from .config import DataConfig
 from .denoiser import Denoiser
-from .fast import resolve_device
 from .model import DEFAULT_CHUNK_FRAMES, WaveGlow
 
 OUTPUT_SUFFIX = "_synthesis.wav"

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from ..fast import resolve_device
+from ..backends import resolve_device
 from ..model import WaveGlow
 from ..torchfile import RefusedGlobal, read_torch_file
 from .nvidia import LayoutError, read_nvidia
