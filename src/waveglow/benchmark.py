@@ -24,6 +24,7 @@ import torch
 
 from .backends import PRECISIONS, cpu_has_bf16_matmul, precision_name, resolve_precision
 from .model import DEFAULT_CHUNK_FRAMES, WaveGlow
+from .noise import gaussian
 
 WARMUP_SECONDS = 0.5
 EMULATED_SECONDS = 0.1
@@ -240,7 +241,7 @@ def random_inputs(
     frames = max(1, round(seconds * model.data_config.sampling_rate / hop))
     generator = torch.Generator().manual_seed(seed)
     mel = torch.randn(1, model.config.n_mel_channels, frames, generator=generator) - 5.0
-    z = torch.randn(1, group, frames * hop // group, generator=generator) * SIGMA
+    z = gaussian((1, group, frames * hop // group), SIGMA, generator)
     return mel.to(device), z.to(device)
 
 

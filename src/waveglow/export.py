@@ -22,6 +22,7 @@ from torch import nn
 from .audio import atomic_path
 from .backends import evaluation
 from .model import WaveGlow
+from .noise import gaussian
 
 ONNX_OPSET = 17
 
@@ -49,7 +50,7 @@ def example_inputs(model: WaveGlow, frames: int = 8, batch: int = 1) -> tuple[to
     generator = torch.Generator().manual_seed(0)
     mel = torch.randn(batch, model.config.n_mel_channels, frames, generator=generator)
     steps = frames * model.hop_length // model.n_group
-    z = torch.randn(batch, model.n_group, steps, generator=generator) * 0.6
+    z = gaussian((batch, model.n_group, steps), 0.6, generator)
     return mel, z
 
 

@@ -39,7 +39,7 @@ from .backends import evaluation, resolve_precision
 from .config import Config, DataConfig, WaveGlowConfig
 from .fast import GemmCondition
 from .modules import WN, Invertible1x1Conv, WNEvaluation, remove_weight_norm
-from .noise import block_noise, draw_seed
+from .noise import block_noise, draw_seed, gaussian
 
 DEFAULT_CHUNK_FRAMES = 1024  # ~12 s at hop 256: the context (~1.1 s each side) costs ~18 %
 
@@ -300,7 +300,7 @@ class WaveGlow(nn.Module):
                 raise ValueError(f"{len(lengths)} lengths for a batch of {batch} mels")
             valid = self.valid_steps(lengths, frames, mel.device)
         if z is None:
-            z = torch.randn(shape, device=mel.device, dtype=mel.dtype, generator=generator) * sigma
+            z = gaussian(shape, sigma, generator, mel.dtype, mel.device)
         elif tuple((z := self._as_input(z, "z")).shape) != shape:
             raise ValueError(
                 f"z has shape {tuple(z.shape)}; a mel of {frames} frames needs {shape}"

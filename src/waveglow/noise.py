@@ -1,5 +1,5 @@
-"""The latent noise of synthesis: drawn per fixed block of frames, so that a frame's noise does not
-depend on how the utterance is cut.
+"""The latent noise of synthesis. :func:`gaussian` is the one function that draws it; the callers
+differ only in the generator they pass (a seed per file, per block of frames, or the caller's).
 
 Without an explicit ``z`` a chunked synthesis draws its latent per fixed block of
 :data:`NOISE_BLOCK_FRAMES` frames from a generator seeded by (seed, block index):
@@ -12,6 +12,18 @@ import torch
 
 NOISE_BLOCK_FRAMES = 32
 _SEED_MIX = 0x9E3779B97F4A7C15
+
+
+def gaussian(
+    shape: tuple[int, ...],
+    sigma: float = 1.0,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """A latent of ``shape`` ~ N(0, sigma^2), drawn from ``generator`` (torch's global one if
+    None) on its device."""
+    return torch.randn(shape, generator=generator, dtype=dtype, device=device) * sigma
 
 
 def block_noise(
@@ -34,12 +46,11 @@ def block_noise(
     blocks = []
     for block in range(first, last + 1):
         generator = torch.Generator().manual_seed((seed + block * _SEED_MIX) % 2**63)
-        blocks.append(
-            torch.randn(batch, group, NOISE_BLOCK_FRAMES * steps, generator=generator, dtype=dtype)
-        )
+        shape = (batch, group, NOISE_BLOCK_FRAMES * steps)
+        blocks.append(gaussian(shape, sigma, generator, dtype))
     noise = torch.cat(blocks, dim=2)  # (B, G, blocks * block_steps)
     offset = (start_frame - first * NOISE_BLOCK_FRAMES) * steps
-    return noise[:, :, offset : offset + (end_frame - start_frame) * steps] * sigma
+    return noise[:, :, offset : offset + (end_frame - start_frame) * steps]
 
 
 def draw_seed(generator: torch.Generator | None = None) -> int:

@@ -43,6 +43,7 @@ from .chunked import write_wav_chunks
 from .config import DataConfig
 from .denoiser import Denoiser
 from .model import DEFAULT_CHUNK_FRAMES, WaveGlow
+from .noise import gaussian
 
 OUTPUT_SUFFIX = "_synthesis.wav"
 MEL_FORMATS = ("pt", "npy")
@@ -301,7 +302,7 @@ def item_noise(
     else:
         generator.manual_seed(seed + index)
     steps = frames * model.hop_length // model.n_group
-    return torch.randn(model.n_group, steps, generator=generator) * sigma  # (G, T_G)
+    return gaussian((model.n_group, steps), sigma, generator)  # (G, T_G)
 
 
 def _stream(
