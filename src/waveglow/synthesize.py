@@ -321,18 +321,9 @@ def _stream(
     mel = item.mel.unsqueeze(0).to(parameter.device, parameter.dtype)  # (1, M, F)
     z = noise.unsqueeze(0).to(parameter.device, parameter.dtype)  # (1, G, T_G)
     chunks = model.infer_chunks(mel, chunk_frames, z=z, precision=precision)
-    try:
-        samples = write_wav_chunks(
-            item.output, _reporting(chunks, progress), model.data_config.sampling_rate
-        )
-    except AudioError as error:
-        _fail(results, item.index, item.source, str(error), on_error)
-        return
-    except OSError as error:
-        message = cannot_write(item.output, error)
-        _fail(results, item.index, item.source, message, on_error)
-        return
-    results[item.index] = FileResult(item.source, item.output, samples)
+    rate = model.data_config.sampling_rate
+    _record(item, lambda: write_wav_chunks(item.output, _reporting(chunks, progress), rate),
+            results, on_error)  # fmt: skip
 
 
 def _reporting(
@@ -351,16 +342,29 @@ def _write(
     results: list[FileResult | None],
     on_error: ErrorHandler | None,
 ) -> None:
-    try:
+    def write() -> int:
         save_wav(item.output, audio, sampling_rate)
+        return audio.numel()
+
+    _record(item, write, results, on_error)
+
+
+def _record(
+    item: _Item,
+    write: Callable[[], int],
+    results: list[FileResult | None],
+    on_error: ErrorHandler | None,
+) -> None:
+    """Run ``write`` (it returns the samples written) and record the item's outcome."""
+    try:
+        samples = write()
     except AudioError as error:
         _fail(results, item.index, item.source, str(error), on_error)
         return
     except OSError as error:
-        message = cannot_write(item.output, error)
-        _fail(results, item.index, item.source, message, on_error)
+        _fail(results, item.index, item.source, cannot_write(item.output, error), on_error)
         return
-    results[item.index] = FileResult(item.source, item.output, audio.numel())
+    results[item.index] = FileResult(item.source, item.output, samples)
 
 
 # ---------------------------------------------------------------------------- mels
