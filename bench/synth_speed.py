@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> None:
         "small": args.small,
     }
     model = build_model(args.checkpoint, args.device, args.small)
-    from waveglow.fast import resolve_precision
+    from waveglow.backends import resolve_precision
 
     name = (
         Path(args.checkpoint).name

@@ -31,8 +31,8 @@ import soundfile
 import torch
 
 from waveglow import Config, DataConfig, TrainConfig, WaveGlow, WaveGlowConfig, WNConfig
+from waveglow.backends import cpu_has_bf16_matmul
 from waveglow.data import Batch
-from waveglow.fast import cpu_has_bf16_matmul
 from waveglow.loss import nll_loss
 from waveglow.train import StopRequest, Trainer, setup, setup_distributed, train_step
 

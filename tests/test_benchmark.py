@@ -19,7 +19,7 @@ def frames_of(seconds: float) -> int:
 @pytest.fixture
 def no_bf16_hardware(monkeypatch):
     monkeypatch.setattr(bench, "cpu_has_bf16_matmul", lambda: False)
-    monkeypatch.setattr("waveglow.fast.cpu_has_bf16_matmul", lambda: False)
+    monkeypatch.setattr("waveglow.backends.cpu_has_bf16_matmul", lambda: False)
 
 
 def test_result_figures_are_consistent(tiny_model):

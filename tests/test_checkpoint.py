@@ -11,8 +11,7 @@ import waveglow
 from conftest import TINY, TINY_DATA
 from nvidia_layouts import assert_same_model, make_source
 from waveglow import CheckpointError, WaveGlow, load, save
-from waveglow.checkpoint import adapt_weight_norm, build_model
-from waveglow.convert import read_checkpoint
+from waveglow.checkpoint import adapt_weight_norm, build_model, read_checkpoint
 
 
 @pytest.fixture
@@ -117,7 +116,7 @@ def test_bundled_demo_model_loads_and_synthesises():
 
 
 def test_bundled_name_prefers_an_existing_file(tmp_path, monkeypatch):
-    from waveglow.convert import resolve_bundled
+    from waveglow.checkpoint import resolve_bundled
 
     monkeypatch.chdir(tmp_path)
     assert resolve_bundled("demo").name == "demo.safetensors"

@@ -8,13 +8,9 @@ import torch
 
 from conftest import TINY, TINY_DATA, make_tiny
 from waveglow.audio import MAX_WAV_VALUE
-from waveglow.chunked import (
-    NOISE_BLOCK_FRAMES,
-    block_noise,
-    context_frames,
-    receptive_field_steps,
-    synthesize_to_wav,
-)
+from waveglow.chunked import synthesize_to_wav
+from waveglow.model import context_frames, receptive_field_steps
+from waveglow.noise import NOISE_BLOCK_FRAMES, block_noise
 
 
 def _mel(frames: int, batch: int = 1, seed: int = 0) -> torch.Tensor:
@@ -115,12 +111,14 @@ def test_synthesize_to_wav_keeps_the_old_file_on_error(tmp_path):
 def test_one_frame_less_context_is_not_exact(monkeypatch):
     """The computed context is tight: with one frame less the chunk edges show (in float64 the
     error is ~1e-11 on the tiny model, far above rounding; with the full context it is ~1e-15)."""
-    import waveglow.chunked as chunked
+    import waveglow.model as model_module
 
     model = make_tiny(dtype=torch.float64).remove_weight_norm()
     mel = _mel(20).double()
     z = torch.randn(1, TINY.n_group, 20 * TINY_DATA.hop_length // TINY.n_group).double()
     whole = model.infer(mel, z=z)
-    monkeypatch.setattr(chunked, "context_frames", lambda *_: context_frames(TINY, TINY_DATA) - 1)
+    monkeypatch.setattr(
+        model_module, "context_frames", lambda *_: context_frames(TINY, TINY_DATA) - 1
+    )
     joined = torch.cat(list(model.infer_chunks(mel, 5, z=z)), dim=1)
     assert (joined - whole).abs().max() > 1e-13

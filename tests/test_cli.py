@@ -332,7 +332,7 @@ def test_bench_prints_the_machine_and_one_line_per_precision(checkpoint, capsys)
 
 def test_bench_skips_bf16_without_hardware_unless_asked(checkpoint, capsys, monkeypatch):
     monkeypatch.setattr("waveglow.benchmark.cpu_has_bf16_matmul", lambda: False)
-    monkeypatch.setattr("waveglow.fast.cpu_has_bf16_matmul", lambda: False)
+    monkeypatch.setattr("waveglow.backends.cpu_has_bf16_matmul", lambda: False)
     assert run("bench", "-c", checkpoint, "--seconds", "0.05", "--repeat", "1") == 0
     captured = capsys.readouterr()
     lines = precision_lines(captured.out)

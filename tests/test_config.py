@@ -6,9 +6,11 @@ import json
 import re
 
 import pytest
+import torch
 
 from conftest import NVIDIA_CONFIG
 from waveglow import Config, WaveGlow, load_config
+from waveglow.backends import cpu_has_bf16_matmul
 from waveglow.config import ConfigError
 
 
@@ -92,3 +94,28 @@ def test_an_int_is_a_float():
     from waveglow.train import apply_overrides
 
     assert apply_overrides(Config(), ["train.learning_rate=1"]).train_config.learning_rate == 1
+
+
+def test_auto_precision_follows_the_hardware():
+    from waveglow.train import apply_overrides
+
+    config = apply_overrides(Config(), ["train.precision=auto", "train.fp16_run=true"])
+    resolved = config.train_config.resolve_auto(torch.device("cpu"))
+    assert resolved.amp_precision == ("bf16" if cpu_has_bf16_matmul() else "fp32")
+    fixed = apply_overrides(Config(), ["train.precision=bf16"]).train_config
+    assert fixed.resolve_auto(torch.device("cpu")) == fixed
+
+
+@pytest.mark.parametrize(
+    ("precision", "expected"), [("fp32", "conv"), ("bf16", "gemm"), ("fp16", "gemm")]
+)
+def test_auto_wn_implementation_follows_the_precision(precision, expected):
+    from waveglow.train import apply_overrides
+
+    config = apply_overrides(
+        Config(), [f"train.precision={precision}", "train.wn_implementation=auto"]
+    )
+    resolved = config.train_config.resolve_auto(torch.device("cpu"))
+    assert (resolved.precision, resolved.wn_implementation) == (precision, expected)
+    chosen = apply_overrides(config, ["train.wn_implementation=conv"]).train_config
+    assert chosen.resolve_auto(torch.device("cpu")).wn_implementation == "conv"

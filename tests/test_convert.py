@@ -28,8 +28,7 @@ from nvidia_layouts import (
     save_torch,
 )
 from waveglow import CheckpointError, load
-from waveglow.checkpoint import build_model
-from waveglow.convert import LayoutWarning, convert, read_checkpoint
+from waveglow.checkpoint import LayoutWarning, build_model, convert, read_checkpoint
 
 PICKLE_VARIANTS = {  # module name, per-layer cond_layers, split res/skip, layout suffix
     "fused": ("glow", False, False, ""),

@@ -13,7 +13,7 @@ import torch
 
 from conftest import TINY, TINY_DATA, make_tiny
 from waveglow import DataConfig, MelSpectrogram, WaveGlow, WaveGlowConfig, WNConfig
-from waveglow.fast import GemmCondition, cpu_has_bf16_matmul, gemm_weights, resolve_precision
+from waveglow.fast import GemmCondition, gemm_weights
 
 MODERATE = WaveGlowConfig(
     n_mel_channels=20,
@@ -174,14 +174,3 @@ def test_bf16_training_forward_gives_gradients_close_to_fp32():
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
     assert torch.isfinite(grads[1]).all()
     assert relative_error(grads[1], grads[0]) < 0.05
-
-
-# ---------------------------------------------------------------------------- precision names
-def test_resolve_precision():
-    assert resolve_precision("fp32") == torch.float32
-    assert resolve_precision("bf16") == torch.bfloat16
-    assert resolve_precision("fp16") == torch.float16
-    expected = torch.bfloat16 if cpu_has_bf16_matmul() else torch.float32
-    assert resolve_precision("auto", "cpu") == expected
-    with pytest.raises(ValueError, match="precision must be one of"):
-        resolve_precision("int8")

@@ -21,7 +21,8 @@ httpx = pytest.importorskip("httpx")
 
 import waveglow  # noqa: E402
 from serve_server import HOP, RATE, Server, write_tiny_checkpoint  # noqa: E402
-from waveglow.chunked import _pcm16, block_noise  # noqa: E402
+from waveglow.chunked import _pcm16  # noqa: E402
+from waveglow.noise import block_noise  # noqa: E402
 
 CHUNK = 16  # frames: a 1 s request is 6 chunks
 MAX_SECONDS = 5

@@ -86,32 +86,6 @@ def test_nvidia_config_json_loads_as_is(tmp_path):
     assert config.data_config.training_files == "train_files.txt"
 
 
-def test_auto_precision_follows_the_hardware():
-    from waveglow import fast
-    from waveglow.train import resolve_precision
-
-    config = apply_overrides(Config(), ["train.precision=auto", "train.fp16_run=true"])
-    resolved = resolve_precision(config, torch.device("cpu")).train_config
-    assert resolved.amp_precision == ("bf16" if fast.cpu_has_bf16_matmul() else "fp32")
-    fixed = apply_overrides(Config(), ["train.precision=bf16"])
-    assert resolve_precision(fixed, torch.device("cpu")) == fixed
-
-
-@pytest.mark.parametrize(
-    ("precision", "expected"), [("fp32", "conv"), ("bf16", "gemm"), ("fp16", "gemm")]
-)
-def test_auto_wn_implementation_follows_the_precision(precision, expected):
-    from waveglow.train import resolve_precision
-
-    config = apply_overrides(
-        Config(), [f"train.precision={precision}", "train.wn_implementation=auto"]
-    )
-    resolved = resolve_precision(config, torch.device("cpu")).train_config
-    assert (resolved.precision, resolved.wn_implementation) == (precision, expected)
-    chosen = apply_overrides(config, ["train.wn_implementation=conv"])
-    assert resolve_precision(chosen, torch.device("cpu")).train_config.wn_implementation == "conv"
-
-
 # ---------------------------------------------------------------------------- learning
 @pytest.mark.slow
 def test_loss_falls_and_validation_is_reported(corpus, tmp_path):

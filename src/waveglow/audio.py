@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .config import DataConfig
+from .torchfile import read_torch_file
 
 MAX_WAV_VALUE = 32768.0
 MEL_SUFFIXES = (".pt", ".npy")
@@ -319,8 +320,6 @@ def _read_mel_file(path: Path) -> object:
     if path.suffix == ".npy":
         check_npy_size(path)
         return torch.from_numpy(np.load(path, allow_pickle=False))
-    from .convert import read_torch_file  # the restricted unpickler (convert imports audio)
-
     return read_torch_file(path)[0]
 
 

@@ -19,20 +19,16 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import torch
 
-from .chunked import DEFAULT_CHUNK_FRAMES
-from .fast import PRECISIONS, cpu_has_bf16_matmul, resolve_precision
-
-if TYPE_CHECKING:
-    from .model import WaveGlow
+from .backends import PRECISIONS, cpu_has_bf16_matmul, precision_name, resolve_precision
+from .model import DEFAULT_CHUNK_FRAMES, WaveGlow
+from .noise import gaussian
 
 WARMUP_SECONDS = 0.5
 EMULATED_SECONDS = 0.1
 SIGMA = 0.6
-_DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
 # ---------------------------------------------------------------------------- results
@@ -142,7 +138,7 @@ def label(precision: str, device: torch.device | str) -> str:
     """``precision`` as shown in the results: ``auto`` with what it resolves to on ``device``."""
     if precision != "auto":
         return precision
-    return f"auto={_DTYPE_NAMES[resolve_precision(precision, device)]}"
+    return f"auto={precision_name(resolve_precision(precision, device))}"
 
 
 def _cuda_bf16() -> bool:
@@ -245,7 +241,7 @@ def random_inputs(
     frames = max(1, round(seconds * model.data_config.sampling_rate / hop))
     generator = torch.Generator().manual_seed(seed)
     mel = torch.randn(1, model.config.n_mel_channels, frames, generator=generator) - 5.0
-    z = torch.randn(1, group, frames * hop // group, generator=generator) * SIGMA
+    z = gaussian((1, group, frames * hop // group), SIGMA, generator)
     return mel.to(device), z.to(device)
 
 

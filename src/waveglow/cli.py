@@ -22,10 +22,10 @@ import torch
 
 from . import __version__
 from .audio import AudioError, InputWarning
+from .backends import PRECISIONS
 from .checkpoint import CheckpointError
-from .chunked import DEFAULT_CHUNK_FRAMES
 from .config import ConfigError, DataConfig
-from .fast import PRECISIONS
+from .model import DEFAULT_CHUNK_FRAMES
 
 PROGRAM = "waveglow"
 EXPECTED_ERRORS = (AudioError, CheckpointError, ConfigError, ValueError, OSError)
@@ -162,7 +162,7 @@ clipped to [-1, 1]). A bad input is reported and skipped; the exit code is 1 if 
     )
     parser.add_argument(
         "--precision",
-        choices=PRECISIONS,
+        choices=tuple(PRECISIONS),
         default="fp32",
         help="precision of the WN matrix products; auto = bf16 on CPUs with bf16 matrix "
         "hardware (AMX, AVX512-BF16) and on CUDA, else fp32 (default: %(default)s)",
@@ -277,7 +277,7 @@ safetensors.""",
 
 
 def _run_convert(args: argparse.Namespace) -> int:
-    from .convert import convert
+    from .checkpoint import convert
 
     checkpoint = convert(args.source, args.destination, glow_old=args.glow_old)
     print(f"converted {args.source} ({checkpoint.layout}) to {args.destination}")
@@ -298,8 +298,7 @@ def _add_info_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_info(args: argparse.Namespace) -> int:
-    from .checkpoint import model_config_dict
-    from .convert import read_checkpoint
+    from .checkpoint import model_config_dict, read_checkpoint
     from .model import multiply_adds_per_sample
 
     checkpoint = read_checkpoint(args.checkpoint)
@@ -384,7 +383,7 @@ continues exactly. Several processes: torchrun --nproc_per_node=N -m waveglow tr
     parser.add_argument("--output-dir", "-o", metavar="OUTDIR", help="where the run is written")
     parser.add_argument(
         "--precision",
-        choices=("fp32", "bf16", "fp16", "auto"),
+        choices=tuple(PRECISIONS),
         help="auto: bf16 where the hardware multiplies bf16 matrices, else fp32",
     )
     parser.add_argument("--batch-size", type=_positive, metavar="N", help="per process")
@@ -666,7 +665,9 @@ Concurrent requests are batched on one worker; SIGTERM finishes the requests in 
     parser.add_argument("--checkpoint", "-c", required=True, metavar="CKPT", help="checkpoint")
     parser.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s)")
     parser.add_argument("--port", type=int, default=8000, help="(default: %(default)s)")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="(default: auto)")
+    parser.add_argument(
+        "--precision", choices=tuple(PRECISIONS), default="auto", help="(default: auto)"
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda... (default: cpu)")
     parser.add_argument("--max-batch", type=_positive, default=8, metavar="N", help="(default: 8)")
     parser.add_argument(
@@ -795,7 +796,7 @@ def _number(text: str) -> float:
 
 
 def _device(name: str) -> torch.device:
-    from .fast import resolve_device
+    from .backends import resolve_device
 
     try:
         return resolve_device(name)

@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import torch
+
+from .backends import AUTO, BACKENDS, PRECISIONS, precision_name, resolve_backend, resolve_precision
+
 T = TypeVar("T")
 
 
@@ -198,12 +202,12 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _require(
-            self.precision in ("fp32", "bf16", "fp16", "auto"),
-            f"train_config.precision must be fp32, bf16, fp16 or auto, got {self.precision!r}",
+            self.precision in PRECISIONS,
+            f"train_config.precision must be {_one_of(PRECISIONS)}, got {self.precision!r}",
         )
         _require(
-            self.wn_implementation in ("gemm", "conv", "auto"),
-            "train_config.wn_implementation must be gemm, conv or auto, "
+            self.wn_implementation in (*BACKENDS, AUTO),
+            f"train_config.wn_implementation must be {_one_of((*BACKENDS, AUTO))}, "
             f"got {self.wn_implementation!r}",
         )
         _require(self.batch_size >= 1, "train_config.batch_size must be >= 1")
@@ -225,6 +229,20 @@ class TrainConfig:
     def amp_precision(self) -> str:
         """The precision to train in: ``fp16_run`` (NVIDIA's switch) means fp16."""
         return "fp16" if self.fp16_run and self.precision == "fp32" else self.precision
+
+    def resolve_auto(self, device: torch.device | str) -> TrainConfig:
+        """``precision="auto"`` made concrete for ``device`` (see :mod:`waveglow.backends`), then
+        ``wn_implementation="auto"``: the matrix-product WN where the products run in bf16/fp16,
+        the convolutions in fp32 (the faster fp32 path on AVX2 CPUs)."""
+        resolved = self
+        if resolved.precision == AUTO:
+            name = precision_name(resolve_precision(AUTO, device))
+            resolved = dataclasses.replace(resolved, precision=name, fp16_run=False)
+        if resolved.wn_implementation == AUTO:
+            dtype = resolve_precision(resolved.amp_precision, device)
+            backend = resolve_backend(AUTO, dtype)
+            resolved = dataclasses.replace(resolved, wn_implementation=backend)
+        return resolved
 
 
 @dataclass(frozen=True)
@@ -335,6 +353,11 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
 
 
 _UNIONS = (typing.Union, types.UnionType)
+
+
+def _one_of(names: typing.Iterable[str]) -> str:
+    *first, last = names
+    return f"{', '.join(first)} or {last}"
 
 
 def _require(condition: bool, message: str) -> None:

@@ -58,6 +58,7 @@ from .audio import AudioError, MelSpectrogram, atomic_path, load_audio, mel_filt
 from .config import DataConfig
 from .denoiser import Denoiser
 from .model import WaveGlow
+from .noise import gaussian
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".mp3", ".opus")
 BASELINES = ("griffin-lim", "none")
@@ -271,7 +272,7 @@ def copy_synthesis(
     generator = torch.Generator(device="cpu").manual_seed(seed)
     frames = log_mel.size(1)
     length = frames * model.hop_length
-    z = torch.randn((1, model.n_group, length // model.n_group), generator=generator) * sigma
+    z = gaussian((1, model.n_group, length // model.n_group), sigma, generator)
     mel = log_mel.unsqueeze(0).to(parameter.device, parameter.dtype)  # (1, M, F)
     start = time.perf_counter()
     with torch.inference_mode():

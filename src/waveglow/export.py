@@ -2,11 +2,10 @@
 
 The exported graph is deterministic: it takes the mel (B, M, F) and the latent z (B, G, F*hop/G)
 -- draw z ~ N(0, sigma^2) yourself, e.g. ``sigma * randn`` -- and returns the audio (B, F*hop).
-Batch and time axes are dynamic. It is the same :meth:`WaveGlow.inverse` as eager synthesis, with
-the WNs evaluated by plain convolutions (precision None, the default: the form exporters and
-runtimes optimise best) or, with ``precision="fp32"``, by the matrix products of
-:mod:`waveglow.fast` (its functional formulation: the in-place buffers are not traced), and the
-inverse 1x1 matrices frozen as constants.
+Batch and time axes are dynamic. It is the same :meth:`WaveGlow.decode` as eager synthesis, with
+the WNs evaluated by the ``conv`` backend (the default: the form exporters and runtimes optimise
+best) or by ``gemm``, the matrix products of :mod:`waveglow.fast` (its functional formulation: the
+in-place buffers are not traced), and the inverse 1x1 matrices frozen as constants.
 """
 
 from __future__ import annotations
@@ -21,7 +20,9 @@ import torch
 from torch import nn
 
 from .audio import atomic_path
+from .backends import evaluation
 from .model import WaveGlow
+from .noise import gaussian
 
 ONNX_OPSET = 17
 
@@ -29,9 +30,11 @@ ONNX_OPSET = 17
 class Synthesizer(nn.Module):
     """``(mel, z) -> audio``: the deterministic synthesis graph that is exported."""
 
-    def __init__(self, model: WaveGlow, precision: str | None = None) -> None:
+    def __init__(
+        self, model: WaveGlow, precision: str | None = None, backend: str | None = None
+    ) -> None:
         super().__init__()
-        self.precision = precision
+        self.backend, self.precision = evaluation(backend, precision)
         self.model = copy.deepcopy(model).float().eval()
         if self.model.has_weight_norm:
             self.model.remove_weight_norm()
@@ -40,31 +43,32 @@ class Synthesizer(nn.Module):
             conv.inverse_matrix(torch.float32)  # cached now, a constant in the traced graph
 
     def forward(self, mel: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        batch, _, frames = mel.shape
-        length = frames * self.model.hop_length
-        mel_groups = self.model.condition(mel, length)  # (B, M*G, T_G)
-        audio = self.model.inverse(mel_groups, z, precision=self.precision)  # (B, G, T_G)
-        return audio.transpose(1, 2).reshape(batch, -1)  # (B, T)
+        return self.model.decode(mel, z, self.precision, backend=self.backend)  # (B, T)
 
 
 def example_inputs(model: WaveGlow, frames: int = 8, batch: int = 1) -> tuple[torch.Tensor, ...]:
     generator = torch.Generator().manual_seed(0)
     mel = torch.randn(batch, model.config.n_mel_channels, frames, generator=generator)
     steps = frames * model.hop_length // model.n_group
-    z = torch.randn(batch, model.n_group, steps, generator=generator) * 0.6
+    z = gaussian((batch, model.n_group, steps), 0.6, generator)
     return mel, z
 
 
 def export_onnx(
-    model: WaveGlow, path: str | Path, opset: int = ONNX_OPSET, precision: str | None = None
+    model: WaveGlow,
+    path: str | Path,
+    opset: int = ONNX_OPSET,
+    precision: str | None = None,
+    backend: str | None = None,
 ) -> Path:
     """Write the synthesis graph as ONNX (inputs ``mel``, ``z``; output ``audio``), atomically.
 
-    ``precision`` None exports the WNs as convolutions; "fp32" as the matrix products of
-    :mod:`waveglow.fast` (the GEMM formulation of :meth:`WaveGlow.infer`'s default path).
+    ``backend`` and ``precision`` as for :meth:`WaveGlow.inverse`: by default the WNs are exported
+    as convolutions; ``gemm`` in fp32 exports the matrix products of :mod:`waveglow.fast` (the
+    formulation of :meth:`WaveGlow.infer`'s default path).
     """
     path = Path(path)
-    synthesizer = Synthesizer(model, precision)
+    synthesizer = Synthesizer(model, precision, backend)
     with torch.no_grad(), atomic_path(path) as temporary, _quiet_tracer():
         torch.onnx.export(
             synthesizer,

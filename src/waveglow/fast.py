@@ -21,72 +21,20 @@ columns are written once per inverse pass, shared by every flow (see :class:`Gem
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
-if TYPE_CHECKING:
-    from .modules import WN
-
-PRECISIONS = ("fp32", "bf16", "fp16", "auto")
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-# ---------------------------------------------------------------------------- devices
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``device`` as a torch.device that exists here; a ValueError in our words otherwise."""
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device {device!r}: not a device name (cpu, cuda, cuda:1...)") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r}: CUDA is not available on this machine")
-    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
-        raise ValueError(
-            f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
-        )
-    return resolved
-
-
-# ---------------------------------------------------------------------------- precision
-def resolve_precision(precision: str, device: torch.device | str = "cpu") -> torch.dtype:
-    """The matmul dtype for ``precision`` on ``device``.
-
-    ``auto``: bfloat16 on CPUs with bf16 matrix hardware (AMX or AVX512-BF16), float32 on other
-    CPUs; on CUDA bfloat16 where supported, else float16.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
-    if precision != "auto":
-        return _DTYPES[precision]
-    if torch.device(device).type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if cpu_has_bf16_matmul() else torch.float32
-
-
-@functools.cache
-def cpu_has_bf16_matmul() -> bool:
-    """True when this CPU multiplies bf16 matrices in hardware (AMX-BF16 or AVX512-BF16)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    flags: set[str] = set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.split(":", 1)[1].split())
-            break
-    return bool(flags & {"amx_bf16", "avx512_bf16"})
+from .backends import resolve_precision
+from .modules import WN
 
 
 # ---------------------------------------------------------------------------- conditioning
 @dataclass
 class GemmCondition:
-    """The grouped mel (B, M*G, T_G) with the matmul dtype: what the inverse/forward flow passes to
-    every WN to select the GEMM evaluation. Holds the inference buffers, shared by all flows."""
+    """The grouped mel (B, M*G, T_G) with the matmul dtype: the :class:`~waveglow.modules.WNEvaluation`
+    that the inverse/forward flow passes to every WN to select the GEMM evaluation. Holds the
+    inference buffers, shared by all flows."""
 
     mel_groups: torch.Tensor
     dtype: torch.dtype
@@ -104,6 +52,10 @@ class GemmCondition:
         if dtype == torch.float32 and mel_groups.dtype == torch.float64:
             dtype = torch.float64  # "full precision" follows a float64 model
         return cls(mel_groups, dtype)
+
+    def evaluate(self, wn: WN, audio: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+        """``wn`` evaluated as matrix products (see :func:`wn_forward`)."""
+        return wn_forward(wn, audio, self, valid)
 
     def time_major(self) -> torch.Tensor:
         """The mel as (B, T_G, M*G) in the matmul dtype (differentiable; a view when it can be)."""
@@ -149,10 +101,10 @@ def gemm_weights(wn: WN, dtype: torch.dtype) -> GemmWeights:
     if torch.is_grad_enabled() or torch.jit.is_tracing() or torch.compiler.is_compiling():
         return _rearrange(wn, dtype)
     key = (dtype, *((p._version, p.data_ptr(), p.device) for p in wn.parameters()))
-    cache = wn._gemm_cache
-    if cache.get(dtype, (None,))[0] != key:
-        cache[dtype] = (key, _rearrange(wn, dtype))
-    return cache[dtype][1]
+    cache, slot = wn.evaluation_cache, ("gemm", dtype)
+    if cache.get(slot, (None,))[0] != key:
+        cache[slot] = (key, _rearrange(wn, dtype))
+    return cache[slot][1]
 
 
 def _rearrange(wn: WN, dtype: torch.dtype) -> GemmWeights:

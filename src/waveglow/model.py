@@ -10,21 +10,50 @@ Shape legend (used in the trailing comments of every reshape):
     S    grouped steps per mel frame (hop / G)
 
 The forward pass maps audio to z (for the likelihood); :meth:`WaveGlow.inverse` is the single
-implementation of the inverse flow, used by :meth:`WaveGlow.infer` and by every faster path.
+implementation of the inverse flow, and :meth:`WaveGlow.decode` (condition, inverse, audio as
+(B, T)) the single synthesis step, used by :meth:`WaveGlow.infer`, :meth:`WaveGlow.infer_chunks`
+and the export.
+
+Chunked synthesis: one output step depends on the latent and the mel within a fixed receptive
+field: every WN reaches ``sum_i (k - 1) / 2 * dilation_base^i`` steps of T_G to each side and the
+inverse flow stacks ``n_flows`` of them; the upsampler adds ``(filter_length - 1) // hop`` frames
+to the left, frame-rate conditioning one frame to the right (:attr:`WaveGlow.conditioning_reach`).
+A chunk of output frames [a, b) is therefore synthesised from the window [a - context,
+b + context) (clipped to the mel) and cut back to [a, b): away from the window's artificial edges
+every value is computed from exactly the same inputs as in a whole-utterance synthesis, so the
+chunks join into the same audio up to float rounding.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
+from .backends import evaluation, resolve_precision
 from .config import Config, DataConfig, WaveGlowConfig
 from .fast import GemmCondition
-from .modules import WN, Invertible1x1Conv, remove_weight_norm
+from .modules import WN, Invertible1x1Conv, WNEvaluation, remove_weight_norm
+from .noise import block_noise, draw_seed, gaussian
+
+DEFAULT_CHUNK_FRAMES = 1024  # ~12 s at hop 256: the context (~1.1 s each side) costs ~18 %
+
+
+class ChunkWindow(NamedTuple):
+    """Output frames [start, end) are cut from the synthesis of frames [window_start,
+    window_end), conditioned on the mel frames [mel_start, mel_end)."""
+
+    start: int
+    end: int
+    window_start: int
+    window_end: int
+    mel_start: int
+    mel_end: int
 
 
 class WaveGlow(nn.Module):
@@ -159,21 +188,34 @@ class WaveGlow(nn.Module):
 
     # ------------------------------------------------------------------ forward flow
     def forward(
-        self, mel: torch.Tensor, audio: torch.Tensor, precision: str | None = None
+        self,
+        mel: torch.Tensor,
+        audio: torch.Tensor,
+        precision: str | None = None,
+        backend: str | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Audio to latent: returns ``z`` (B, G, T/G) and ``log_det`` (B,).
 
         ``log_det`` is the sum of every coupling's log-scales and every 1x1 convolution's
-        log-determinant, i.e. log |det dz/daudio| per batch item. ``precision`` None evaluates the
-        WNs with plain convolutions; "fp32", "bf16", "fp16" or "auto" with the (differentiable)
-        matrix-product evaluation of :mod:`waveglow.fast`, its big matmuls in that precision.
+        log-determinant, i.e. log |det dz/daudio| per batch item. ``backend`` and ``precision``
+        choose the WN evaluation (:mod:`waveglow.backends`; both differentiable); without a
+        backend, a precision means ``gemm`` and none ``conv`` in fp32.
         """
         self._check_mel(mel)
         batch, length = audio.shape
         group = self.n_group
         if length % group:
             raise ValueError(f"audio length {length} is not a multiple of n_group={group}")
-        mel_groups = self._wn_condition(self.condition(mel, length), precision)
+        backend, precision = evaluation(backend, precision)
+        with self._reduced_convolutions(backend, precision, audio.device):
+            mel_groups = self._wn_condition(self.condition(mel, length), backend, precision)
+            return self._forward_flow(mel_groups, audio)
+
+    def _forward_flow(
+        self, mel_groups: torch.Tensor, audio: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        batch, length = audio.shape
+        group = self.n_group
         audio = audio.reshape(batch, length // group, group).transpose(1, 2)  # (B, G, T_G)
         early: list[torch.Tensor] = []
         log_det = audio.new_zeros(batch, dtype=torch.promote_types(audio.dtype, torch.float32))
@@ -197,22 +239,27 @@ class WaveGlow(nn.Module):
         z: torch.Tensor,
         precision: str | None = None,
         valid: torch.Tensor | None = None,
+        backend: str | None = None,
     ) -> torch.Tensor:
         """The inverse flow: latent ``z`` (B, G, T_G) and grouped mel (B, M*G, T_G) to (B, G, T_G).
 
-        ``precision`` selects the WN evaluation as in :meth:`forward`; the couplings and the 1x1
-        inverses are always computed in the dtype of ``z`` (float32 or float64). ``valid``
+        ``backend`` and ``precision`` choose the WN evaluation as in :meth:`forward`; the
+        couplings and the 1x1 inverses are always computed in the dtype of ``z`` (float32 or
+        float64). ``valid``
         (B, T_G) bool marks the steps each item of a padded batch owns: every item's output on
         its own steps is then what it would be alone (only the WNs' dilated convolutions see past
         a step, and they read zeros beyond an item's end).
         """
         config = self.config
-        mel_groups = self._wn_condition(mel_groups, precision)
+        backend, precision = evaluation(backend, precision)
+        mel_groups = self._wn_condition(mel_groups, backend, precision)
+        reduced = self._reduced_convolutions(backend, precision, z.device)
         early_end = config.n_group - config.channels_at(config.n_flows - 1)
         audio = z[:, early_end:]  # (B, C_last, T_G)
         for k in reversed(range(config.n_flows)):
             audio_a, audio_b = self._halves(k, audio)  # (B, C_k/2, T_G) each
-            shift, log_scale = self.WN[k](audio_a, mel_groups, valid).chunk(2, dim=1)
+            with reduced:
+                shift, log_scale = self.WN[k](audio_a, mel_groups, valid).chunk(2, dim=1)
             audio_b = (audio_b - shift) * torch.exp(-log_scale)
             audio = self.convinv[k].inverse(self._join(k, audio_a, audio_b))  # (B, C_k, T_G)
             if config.emits_early(k):
@@ -229,14 +276,14 @@ class WaveGlow(nn.Module):
         generator: torch.Generator | None = None,
         precision: str | None = "fp32",
         lengths: Sequence[int] | None = None,
+        backend: str | None = None,
     ) -> torch.Tensor:
         """Mel (B, M, F) to audio (B, F * hop).
 
         Without ``z``, the latent is drawn from N(0, sigma^2) on the mel's device and dtype (pass a
         ``generator`` for reproducible noise). An explicit ``z`` (B, G, F * hop / G), in the layout
-        :meth:`forward` returns, is used as is and ``sigma`` is ignored. ``precision``: "fp32"
-        (default: matrix-product evaluation, full precision), "bf16", "fp16", "auto" (bf16 on CPUs
-        with bf16 matrix hardware, else fp32; bf16/fp16 on CUDA) or None (plain convolutions).
+        :meth:`forward` returns, is used as is and ``sigma`` is ignored. ``backend`` and
+        ``precision`` as for :meth:`forward` (default: the matrix products in fp32).
         ``lengths``: each item's own number of frames in a padded batch; item b's first
         ``lengths[b] * hop`` samples are then exactly its own synthesis (the rest is padding).
         ``mel`` (and ``z``) may be any real tensor, numpy array or nested list of numbers: it is
@@ -253,15 +300,36 @@ class WaveGlow(nn.Module):
                 raise ValueError(f"{len(lengths)} lengths for a batch of {batch} mels")
             valid = self.valid_steps(lengths, frames, mel.device)
         if z is None:
-            z = torch.randn(shape, device=mel.device, dtype=mel.dtype, generator=generator) * sigma
+            z = gaussian(shape, sigma, generator, mel.dtype, mel.device)
         elif tuple((z := self._as_input(z, "z")).shape) != shape:
             raise ValueError(
                 f"z has shape {tuple(z.shape)}; a mel of {frames} frames needs {shape}"
             )
+        return self.decode(mel, z, precision, 0, valid, lengths, backend)  # (B, T)
+
+    def decode(
+        self,
+        mel: torch.Tensor,
+        z: torch.Tensor,
+        precision: str | None = "fp32",
+        mel_offset: int = 0,
+        valid: torch.Tensor | None = None,
+        lengths: Sequence[int] | None = None,
+        backend: str | None = None,
+    ) -> torch.Tensor:
+        """The synthesis step: the latent ``z`` (B, G, T_G) to audio (B, T_G * G), without autograd.
+
+        ``mel`` (B, M, F) conditions it; its first ``mel_offset`` frames come before ``z``'s first
+        step (the context a chunk's upsampler reads). ``precision``, ``valid`` and ``backend`` as
+        for :meth:`inverse`, ``lengths`` as for :meth:`condition`.
+        """
+        batch, steps_per_frame = z.size(0), self.hop_length // self.n_group
+        skipped = mel_offset * steps_per_frame
+        length = (skipped + z.size(2)) * self.n_group
         with torch.no_grad():
-            mel_groups = self.condition(mel, length, lengths)  # (B, M*G or M, T_G)
-            audio = self.inverse(mel_groups, z.to(mel.dtype), precision, valid)  # (B, G, T_G)
-        return audio.transpose(1, 2).reshape(batch, length)  # (B, T)
+            mel_groups = self.condition(mel, length, lengths)[:, :, skipped:]  # (B, M*G|M, T_G)
+            audio = self.inverse(mel_groups, z.to(mel.dtype), precision, valid, backend)
+        return audio.transpose(1, 2).reshape(batch, -1)  # (B, T)
 
     def infer_chunks(
         self,
@@ -271,18 +339,69 @@ class WaveGlow(nn.Module):
         z: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         precision: str | None = "fp32",
+        backend: str | None = None,
     ) -> Iterator[torch.Tensor]:
         """Yield the audio of ``mel`` chunk by chunk (B, chunk_frames * hop), in bounded memory;
-        joined, the chunks equal :meth:`infer` with the same ``z`` (see :mod:`waveglow.chunked`).
+        joined, the chunks equal :meth:`infer` with the same ``z`` (see the module doc).
         Without ``z`` the noise is drawn per fixed block of frames, independent of the chunk size.
         """
-        from .chunked import DEFAULT_CHUNK_FRAMES, infer_chunks
-
         mel = self._check_mel(self._as_input(mel, "mel"))
         sigma = _check_sigma(sigma)
         z = None if z is None else self._as_input(z, "z")
         chunk_frames = DEFAULT_CHUNK_FRAMES if chunk_frames is None else chunk_frames
-        return infer_chunks(self, mel, chunk_frames, sigma, z, generator, precision)
+        return self._chunks(mel, chunk_frames, sigma, z, generator, (precision, backend))
+
+    def _chunks(
+        self,
+        mel: torch.Tensor,
+        chunk_frames: int,
+        sigma: float,
+        z: torch.Tensor | None,
+        generator: torch.Generator | None,
+        choice: tuple[str | None, str | None],
+    ) -> Iterator[torch.Tensor]:
+        if chunk_frames < 1:
+            raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
+        batch, _, frames = mel.shape
+        hop, steps_per_frame = self.hop_length, self.hop_length // self.n_group
+        shape = (batch, self.n_group, frames * steps_per_frame)
+        if z is not None and tuple(z.shape) != shape:
+            raise ValueError(
+                f"z has shape {tuple(z.shape)}; a mel of {frames} frames needs {shape}"
+            )
+        seed = draw_seed(generator) if z is None else 0
+        for window in self.chunk_windows(frames, chunk_frames):
+            start, end, window_start, window_end, mel_start, mel_end = window
+            if z is None:
+                z_window = block_noise(
+                    seed, (batch, self.n_group), window_start, window_end, hop, sigma, mel.dtype
+                ).to(mel.device)
+            else:
+                z_window = z[:, :, window_start * steps_per_frame : window_end * steps_per_frame]
+            precision, backend = choice
+            window_mel = mel[:, :, mel_start:mel_end]
+            audio = self.decode(
+                window_mel, z_window, precision, window_start - mel_start, backend=backend
+            )  # (B, window samples)
+            yield audio[:, (start - window_start) * hop : (end - window_start) * hop]
+
+    def chunk_windows(
+        self, frames: int, chunk_frames: int = DEFAULT_CHUNK_FRAMES
+    ) -> list[ChunkWindow]:
+        """The chunks :meth:`infer_chunks` synthesises a mel of ``frames`` frames in, in order: the
+        output frames of each are cut from a window widened by the context (see the module doc),
+        conditioned on the mel frames that the window's conditioning reads
+        (:attr:`conditioning_reach`)."""
+        context = context_frames(self.config, self.data_config)
+        left_frames, right_frames = self.conditioning_reach
+        windows = []
+        for start in range(0, frames, chunk_frames):
+            end = min(frames, start + chunk_frames)
+            window_start, window_end = max(0, start - context), min(frames, end + context)
+            mel_start = max(0, window_start - left_frames)
+            mel_end = min(frames, window_end + right_frames)
+            windows.append(ChunkWindow(start, end, window_start, window_end, mel_start, mel_end))
+        return windows
 
     # ------------------------------------------------------------------ helpers
     def valid_steps(
@@ -314,12 +433,25 @@ class WaveGlow(nn.Module):
 
     @staticmethod
     def _wn_condition(
-        mel_groups: torch.Tensor, precision: str | None
-    ) -> torch.Tensor | GemmCondition:
-        """What the WNs receive: the mel itself (convolutions) or a GemmCondition (matmuls)."""
-        if precision is None or isinstance(mel_groups, GemmCondition):
+        mel_groups: torch.Tensor | WNEvaluation, backend: str, precision: str
+    ) -> torch.Tensor | WNEvaluation:
+        """What the WNs receive for ``backend``: the mel itself (conv) or a GemmCondition."""
+        if backend == "conv" or not isinstance(mel_groups, torch.Tensor):
             return mel_groups
         return GemmCondition.prepare(mel_groups, precision)
+
+    @staticmethod
+    def _reduced_convolutions(
+        backend: str, precision: str, device: torch.device
+    ) -> contextlib.AbstractContextManager:
+        """The conv backend in a reduced precision runs under ``torch.autocast`` (the 1x1
+        convolutions opt out); every other evaluation needs no context."""
+        if backend != "conv":
+            return contextlib.nullcontext()
+        dtype = resolve_precision(precision, device)
+        if dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=dtype)
 
     def remove_weight_norm(self) -> WaveGlow:
         """Fold every weight-normalised convolution into a plain one (for inference)."""
@@ -359,6 +491,19 @@ class WaveGlow(nn.Module):
         if mel.size(2) == 0:
             raise ValueError("mel has no frames")
         return mel
+
+
+def receptive_field_steps(config: WaveGlowConfig) -> int:
+    """How many T_G steps to each side one output step of the inverse flow depends on."""
+    wn = config.WN_config
+    per_wn = sum((wn.kernel_size - 1) // 2 * wn.dilation_base**i for i in range(wn.n_layers))
+    return config.n_flows * per_wn
+
+
+def context_frames(config: WaveGlowConfig, data_config: DataConfig) -> int:
+    """Mel frames of context needed on each side of a chunk for exact chunked synthesis."""
+    samples = receptive_field_steps(config) * config.n_group
+    return math.ceil(samples / data_config.hop_length)
 
 
 def multiply_adds_per_sample(config: WaveGlowConfig, data_config: DataConfig) -> float:

@@ -8,12 +8,23 @@ Parameter names follow NVIDIA's ``glow.py`` (fused layout) so their state dicts 
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .config import WNConfig
-from .fast import GemmCondition, wn_forward
+
+
+class WNEvaluation(Protocol):
+    """Another evaluation of the same WN function, passed to every WN in place of the mel
+    tensor: it carries the conditioning and evaluates the WN its own way (e.g. the matrix
+    products of :class:`waveglow.fast.GemmCondition`)."""
+
+    def evaluate(self, wn: WN, audio: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+        """The WN's output (B, 2*n_in, T_G) for ``audio`` (B, n_in, T_G), as :meth:`WN.forward`."""
+        ...
 
 
 class WeightNormConv1d(nn.Module):
@@ -205,7 +216,7 @@ class WN(nn.Module):
             WeightNormConv1d(channels, 2 * channels if i < layers - 1 else channels)
             for i in range(layers)
         )
-        self._gemm_cache: dict = {}
+        self.evaluation_cache: dict = {}  # what a WNEvaluation derives from the parameters
 
     @staticmethod
     def parameter_count(
@@ -232,17 +243,17 @@ class WN(nn.Module):
     def forward(
         self,
         audio: torch.Tensor,
-        mel: torch.Tensor | GemmCondition,
+        mel: torch.Tensor | WNEvaluation,
         valid: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Reference evaluation (plain convolutions) for a mel tensor; the GEMM evaluation of
-        :mod:`waveglow.fast` (same function, faster, optional bf16/fp16) for a GemmCondition.
+        """Reference evaluation (plain convolutions) for a mel tensor; for a
+        :class:`WNEvaluation`, the same function evaluated its own way.
 
         ``valid`` (B, T_G) bool marks each item's own steps in a padded batch: the dilated
         convolutions then read zeros past an item's end, as they do when it is synthesised alone.
         """
-        if isinstance(mel, GemmCondition):
-            return wn_forward(self, audio, mel, valid)
+        if not isinstance(mel, torch.Tensor):
+            return mel.evaluate(self, audio, valid)
         audio = self.start(audio)
         cond = self.cond_layer(mel)
         output = torch.zeros_like(audio)
@@ -262,7 +273,7 @@ class WN(nn.Module):
         return self.end(output)
 
     def _apply(self, fn, recurse: bool = True):  # noqa: ANN001 - torch's signature
-        self._gemm_cache = {}
+        self.evaluation_cache = {}
         return super()._apply(fn, recurse)
 
 

@@ -38,11 +38,12 @@ from .audio import (
     save_mel,
     save_wav,
 )
-from .chunked import DEFAULT_CHUNK_FRAMES, write_wav_chunks
+from .backends import resolve_device
+from .chunked import write_wav_chunks
 from .config import DataConfig
 from .denoiser import Denoiser
-from .fast import resolve_device
-from .model import WaveGlow
+from .model import DEFAULT_CHUNK_FRAMES, WaveGlow
+from .noise import gaussian
 
 OUTPUT_SUFFIX = "_synthesis.wav"
 MEL_FORMATS = ("pt", "npy")
@@ -170,7 +171,7 @@ def synthesize_files(
     it happens (the report keeps them all). ``precision`` is that of the WN matrix products
     (:meth:`WaveGlow.infer`). An input longer than ``chunk_frames`` mel frames, synthesised alone
     (batch of one) without denoising, is streamed to its file chunk by chunk in bounded memory
-    (:mod:`waveglow.chunked`; the same audio as in one piece, up to float rounding).
+    (:meth:`WaveGlow.infer_chunks`; the same audio as in one piece, up to float rounding).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -301,7 +302,7 @@ def item_noise(
     else:
         generator.manual_seed(seed + index)
     steps = frames * model.hop_length // model.n_group
-    return torch.randn(model.n_group, steps, generator=generator) * sigma  # (G, T_G)
+    return gaussian((model.n_group, steps), sigma, generator)  # (G, T_G)
 
 
 def _stream(
@@ -320,18 +321,9 @@ def _stream(
     mel = item.mel.unsqueeze(0).to(parameter.device, parameter.dtype)  # (1, M, F)
     z = noise.unsqueeze(0).to(parameter.device, parameter.dtype)  # (1, G, T_G)
     chunks = model.infer_chunks(mel, chunk_frames, z=z, precision=precision)
-    try:
-        samples = write_wav_chunks(
-            item.output, _reporting(chunks, progress), model.data_config.sampling_rate
-        )
-    except AudioError as error:
-        _fail(results, item.index, item.source, str(error), on_error)
-        return
-    except OSError as error:
-        message = cannot_write(item.output, error)
-        _fail(results, item.index, item.source, message, on_error)
-        return
-    results[item.index] = FileResult(item.source, item.output, samples)
+    rate = model.data_config.sampling_rate
+    _record(item, lambda: write_wav_chunks(item.output, _reporting(chunks, progress), rate),
+            results, on_error)  # fmt: skip
 
 
 def _reporting(
@@ -350,16 +342,29 @@ def _write(
     results: list[FileResult | None],
     on_error: ErrorHandler | None,
 ) -> None:
-    try:
+    def write() -> int:
         save_wav(item.output, audio, sampling_rate)
+        return audio.numel()
+
+    _record(item, write, results, on_error)
+
+
+def _record(
+    item: _Item,
+    write: Callable[[], int],
+    results: list[FileResult | None],
+    on_error: ErrorHandler | None,
+) -> None:
+    """Run ``write`` (it returns the samples written) and record the item's outcome."""
+    try:
+        samples = write()
     except AudioError as error:
         _fail(results, item.index, item.source, str(error), on_error)
         return
     except OSError as error:
-        message = cannot_write(item.output, error)
-        _fail(results, item.index, item.source, message, on_error)
+        _fail(results, item.index, item.source, cannot_write(item.output, error), on_error)
         return
-    results[item.index] = FileResult(item.source, item.output, audio.numel())
+    results[item.index] = FileResult(item.source, item.output, samples)
 
 
 # ---------------------------------------------------------------------------- mels

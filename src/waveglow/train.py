@@ -41,11 +41,16 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from . import fast
 from .audio import MelSpectrogram, atomic_path, save_wav
-from .checkpoint import Checkpoint, CheckpointError, build_model, save
+from .checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    build_model,
+    read_checkpoint,
+    safe_torch_load,
+    save,
+)
 from .config import Config, ConfigError, TrainConfig
-from .convert import read_checkpoint, safe_torch_load
 from .data import (
     Batch,
     DataError,
@@ -61,7 +66,6 @@ from .model import WaveGlow
 CHECKPOINT_PREFIX = "waveglow_"
 BEST_CHECKPOINT = "best.pt"
 SYNTHESIS_SIGMA = 0.6
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class TrainingError(RuntimeError):
@@ -217,16 +221,12 @@ class Trainer:
         return self.config.train_config
 
     def forward(self, mel: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The flow in the run's precision: the matrix-product WN (:mod:`waveglow.fast`) with its
-        big products in bf16/fp16, or (``wn_implementation="conv"``) convolutions under autocast.
-        Either way the couplings, 1x1 convolutions and log-determinants stay in fp32."""
-        precision = self.train_config.amp_precision
-        if self.train_config.wn_implementation == "gemm":
-            return self.network(mel, audio, precision=precision)
-        if precision == "fp32":
-            return self.network(mel, audio)
-        with torch.autocast(self.distributed.device.type, dtype=_DTYPES[precision]):
-            return self.network(mel, audio)
+        """The flow with the run's backend (``wn_implementation``) and precision (see
+        :mod:`waveglow.backends`); either way the couplings, 1x1 convolutions and
+        log-determinants stay in fp32."""
+        train_config = self.train_config
+        backend, precision = train_config.wn_implementation, train_config.amp_precision
+        return self.network(mel, audio, precision=precision, backend=backend)
 
 
 # ---------------------------------------------------------------------------- entry point
@@ -274,7 +274,7 @@ def setup(
     resume_path = _resume_path(config, resume)
     if init_from is None and resume_path is None and config.train_config.checkpoint_path:
         resume_path, init_from = _nvidia_checkpoint_path(config.train_config.checkpoint_path)
-    config = resolve_precision(config, distributed.device)
+    config = config.replace(train_config=config.train_config.resolve_auto(distributed.device))
     model, config = _build_model(config, init_from, distributed.device)
     output = _prepare_output(config, distributed)
     train_data, validation = _datasets(config, output, distributed)
@@ -348,24 +348,6 @@ def _total_steps(config: Config, loader: DataLoader) -> int:
             f"({accumulation}): add data or lower train_config.grad_accumulation"
         )
     return config.train_config.max_iters or config.train_config.epochs * steps_per_epoch
-
-
-def resolve_precision(config: Config, device: torch.device) -> Config:
-    """``precision="auto"`` made concrete for ``device``: bf16 where the hardware multiplies bf16
-    matrices (CUDA with bf16, CPUs with AMX / AVX512-BF16), fp16 on older GPUs, else fp32; then
-    ``wn_implementation="auto"``: the matrix-product WN where the products run in bf16/fp16, the
-    convolutions in fp32 (the faster fp32 path on AVX2 CPUs)."""
-    train_config = config.train_config
-    if train_config.precision == "auto":
-        dtype = fast.resolve_precision("auto", device)
-        name = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
-        train_config = dataclasses.replace(train_config, precision=name, fp16_run=False)
-    if train_config.wn_implementation == "auto":
-        low = train_config.amp_precision != "fp32"
-        train_config = dataclasses.replace(
-            train_config, wn_implementation="gemm" if low else "conv"
-        )
-    return config.replace(train_config=train_config)
 
 
 def _datasets(

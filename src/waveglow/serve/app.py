@@ -27,8 +27,9 @@ from starlette.responses import StreamingResponse
 
 from .. import __version__
 from ..audio import MelSpectrogram
-from ..chunked import _pcm16, draw_seed
+from ..chunked import _pcm16
 from ..model import WaveGlow
+from ..noise import draw_seed
 from .config import ServeConfig
 from .engine import Engine, Job, QueueFullError
 from .inputs import (
@@ -395,7 +396,7 @@ def model_info(config: ServeConfig, model: WaveGlow) -> dict:
 
 def model_verdict(checkpoint: str) -> str | None:
     """The model card's one-line verdict for a bundled model (its first bold claim), else None."""
-    from ..convert import BUNDLED_MODELS
+    from ..checkpoint import BUNDLED_MODELS
 
     if checkpoint not in BUNDLED_MODELS or Path(checkpoint).exists():
         return None

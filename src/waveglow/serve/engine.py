@@ -1,13 +1,13 @@
 """The synthesis worker: one thread owns the model and synthesises the queued requests in batches.
 
-Every request (a :class:`Job`) is cut into the chunks of :func:`waveglow.chunked.chunk_windows`
+Every request (a :class:`Job`) is cut into the chunks of :meth:`waveglow.model.WaveGlow.chunk_windows`
 (``chunk_frames`` output frames, each synthesised with the context that makes it exact). One step
 of the worker takes the next chunk of every active job (oldest first, up to ``max_batch`` rows)
 and runs them through the inverse flow in one masked batch (:meth:`WaveGlow.inverse` with
 ``valid``): each row is what it would be alone -- bit for bit with one torch thread (``threads=1``);
 with several, torch splits some reductions by shape, so a row batched with others can differ from
 its solo synthesis by float rounding (a few of the 16-bit steps on a fraction of the samples).
-A request alone gets the same steps streamed or not, hence the same bytes. The noise of a chunk is :func:`waveglow.chunked.block_noise` for the job's seed, so a request
+A request alone gets the same steps streamed or not, hence the same bytes. The noise of a chunk is :func:`waveglow.noise.block_noise` for the job's seed, so a request
 with seed S gets the same audio whether streamed or not, batched with others or alone, and the
 same audio as ``infer_chunks`` / ``infer`` with ``z = block_noise(S, ...)`` up to float rounding.
 
@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..chunked import _pcm16, block_noise, chunk_windows
+from ..chunked import _pcm16
 from ..denoiser import Denoiser
 from ..model import WaveGlow
+from ..noise import block_noise
 from .config import ServeConfig
 from .metrics import Metrics
 
@@ -95,7 +96,7 @@ class Engine:
 
     def submit(self, job: Job) -> None:
         """Queue ``job``; raises :class:`QueueFullError` when ``queue`` jobs are waiting already."""
-        job.windows = chunk_windows(self.model, job.mel.size(1), self.config.chunk_frames)
+        job.windows = self.model.chunk_windows(job.mel.size(1), self.config.chunk_frames)
         with self._condition:
             if self._stopping:
                 raise QueueFullError("the service is shutting down")
@@ -194,7 +195,7 @@ def synthesize_rows(
 ) -> list[torch.Tensor]:
     """The audio (chunk samples,) of each (job, chunk index) row, in one masked batch.
 
-    Each row is conditioned alone (as :func:`waveglow.chunked.infer_chunks` does), then the rows
+    Each row is conditioned alone (as :meth:`waveglow.model.WaveGlow.infer_chunks` does), then the rows
     are padded to the longest window and run through the inverse flow together, each told its own
     length, and each cut back to its chunk.
     """

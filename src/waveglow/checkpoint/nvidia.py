@@ -1,8 +1,6 @@
-"""Reading every checkpoint layout: ours and NVIDIA's, without NVIDIA's code, never executing code.
+"""NVIDIA's checkpoint layouts, read without NVIDIA's code: :func:`read_nvidia` recognises (the
+``layout`` it reports in brackets):
 
-:func:`read_checkpoint` recognises (the ``layout`` it reports in brackets):
-
-* our self-describing format, torch or safetensors (``waveglow``);
 * NVIDIA/waveglow's training files ``{'model': <pickled glow.WaveGlow>, 'iteration', 'optimizer',
   'learning_rate'}`` or a bare pickled module, in torch's zip format (``nvidia-pickle``) or its
   pre-1.6 legacy format (``nvidia-pickle-legacy``), CUDA tensors included;
@@ -28,12 +26,7 @@ Weight norm may be present as ``weight_g``/``weight_v`` or folded into ``weight`
 
 A NeMo ``.nemo`` archive is read through its ``model_weights.ckpt``.
 
-Torch files (zip and legacy format) are read by our own restricted unpickler, never by
-``torch.load``: the only globals allowed are the WaveGlow and torch module classes, which become the
-inert :class:`PickledModule` (only its ``_parameters``, ``_buffers`` and ``_modules`` are used),
-plus containers, dtypes and tensor/storage rebuilders. Anything else (``os.system``,
-``builtins.eval``, ...) is refused before it can run. Storages are always made on the CPU, so files
-of CUDA tensors load anywhere.
+Torch files are unpickled by :mod:`waveglow.torchfile` (nothing in them runs).
 
 The config is inferred from the tensor shapes; ``hop_length`` (not in any shape) comes from the
 pickled upsampler's stride or the file's config, else NVIDIA's fixed 256.
@@ -41,56 +34,20 @@ pickled upsampler's stride or the file's config, else NVIDIA's fixed 256.
 
 from __future__ import annotations
 
-import codecs
 import dataclasses
-import io
-import pickle
 import re
-import tarfile
 import warnings
-import zipfile
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from importlib import resources
-from pathlib import Path
-from types import MappingProxyType
-from typing import IO, Any
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
-from .audio import InputWarning
-from .checkpoint import (
-    SAFETENSORS_SUFFIX,
-    Checkpoint,
-    CheckpointError,
-    _key_mismatch,
-    build_model,
-    check_size,
-    is_ours,
-    read_ours,
-    save,
-)
-from .config import Config, ConfigError, DataConfig, WaveGlowConfig, WNConfig
+from ..audio import InputWarning
+from ..config import Config, ConfigError, DataConfig, WaveGlowConfig, WNConfig
+from ..torchfile import PickledGlowOld, PickledModule, PickledRecord
+from .ours import Checkpoint, key_mismatch
 
-BUNDLED_MODELS = MappingProxyType({"demo": "models/demo.safetensors"})
 DEFAULT_HOP_LENGTH = 256  # NVIDIA hard-codes the upsampler's stride
-
-
-class PickledModule:
-    """Inert stand-in for a pickled ``torch.nn.Module``: only its attribute dict, no behaviour."""
-
-
-class PickledGlowOld(PickledModule):
-    """Stand-in for a module pickled from NVIDIA's ``glow_old.py``."""
-
-
-class PickledRecord:
-    """Inert stand-in for other harmless pickled objects (weight-norm hooks, argparse namespaces)."""
-
-
-def _no_backend(*_: Any) -> None:
-    """Stand-in for torch 0.4's ``_get_thnn_function_backend`` (a ``_backend`` attribute)."""
-    return None
 
 
 class LayoutWarning(InputWarning):
@@ -98,360 +55,12 @@ class LayoutWarning(InputWarning):
     the reading chosen and how to choose the other."""
 
 
-class _LayoutError(Exception):
-    """A problem with the file's content; :func:`read_checkpoint` prefixes the file name."""
-
-
-class _Refused(pickle.UnpicklingError):
-    """The pickle names a global outside the allow-list (``name``); nothing of it has run."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
-
-
-# ---------------------------------------------------------------------------- entry points
-def read_checkpoint(path: str | Path, glow_old: bool | None = None) -> Checkpoint:
-    """Read any supported file into a :class:`Checkpoint` (config + fused-layout state dict).
-
-    ``path`` may also name a model shipped inside the package (``"demo"``), unless a file of that
-    name exists. ``glow_old`` (NVIDIA files only): True reads the file as NVIDIA's ``glow_old.py``
-    did (odd flows' coupling halves swapped), False as ``glow.py`` did; None decides from the
-    pickled module, and reads a bare state dict as ``glow.py`` (with a :class:`LayoutWarning`
-    where its split res/skip layers could have come from either).
-    """
-    path = resolve_bundled(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"{path}: the file is empty")
-    checkpoint = _read_any(path, glow_old)
-    check_size(checkpoint, str(path))
-    return checkpoint
-
-
-def _read_any(path: Path, glow_old: bool | None) -> Checkpoint:
-    if path.suffix == SAFETENSORS_SUFFIX:
-        return read_ours(path, None)
-    payload, legacy = _load_payload(path)
-    if is_ours(payload):
-        return read_ours(path, payload)
-    try:
-        return _read_nvidia(payload, legacy, glow_old, str(path))
-    except _LayoutError as error:
-        raise CheckpointError(f"{path}: {error}") from None
-
-
-def resolve_bundled(path: str | Path) -> Path:
-    """The file a bundled model name (see :data:`BUNDLED_MODELS`) stands for, else ``path``."""
-    name = str(path)
-    if name not in BUNDLED_MODELS or Path(name).exists():
-        return Path(path)
-    resource = Path(str(resources.files("waveglow") / BUNDLED_MODELS[name]))
-    if not resource.is_file():
-        raise CheckpointError(
-            f"the bundled model {name!r} is missing from this installation ({resource}); "
-            "reinstall waveglow"
-        )
-    return resource
-
-
-def convert(
-    source: str | Path, destination: str | Path, glow_old: bool | None = None
-) -> Checkpoint:
-    """Convert any supported checkpoint to our format; returns what was read (``glow_old``: as
-    for :func:`read_checkpoint`)."""
-    checkpoint = read_checkpoint(source, glow_old)
-    model = build_model(checkpoint, weight_norm=False, source=str(source))
-    save(model, destination)
-    return checkpoint
-
-
-def safe_torch_load(path: str | Path) -> Any:
-    """Unpickle a torch file (zip or legacy format) on the CPU, allowing only WaveGlow globals."""
-    return _load_payload(Path(path))[0]
-
-
-# ---------------------------------------------------------------------------- unpickling
-def _module_class_names(flow_module: str = "glow") -> tuple[str, ...]:
-    """The module classes an NVIDIA pickle names (``glow_old``: only its own three)."""
-    flow_classes = tuple(
-        f"{flow_module}.{name}" for name in ("WaveGlow", "WN", "Invertible1x1Conv")
-    )
-    if flow_module != "glow":
-        return flow_classes
-    return (
-        *flow_classes,
-        "torch.nn.modules.conv.Conv1d",
-        "torch.nn.modules.conv.ConvTranspose1d",
-        "torch.nn.modules.container.ModuleList",
-    )
-
-
-def _stand_ins() -> dict[str, Any]:
-    """Pickled global name -> the inert object it becomes."""
-    stand_ins: dict[str, Any] = dict.fromkeys(_module_class_names(), PickledModule)
-    stand_ins.update(dict.fromkeys(_module_class_names("glow_old"), PickledGlowOld))
-    stand_ins["torch.nn.utils.weight_norm.WeightNorm"] = PickledRecord
-    stand_ins["argparse.Namespace"] = PickledRecord
-    stand_ins["torch.nn.backends.thnn._get_thnn_function_backend"] = _no_backend
-    return stand_ins
-
-
-def read_torch_file(path: str | Path) -> tuple[Any, bool]:
-    """The unpickled content of a torch file (zip, legacy or ``.nemo``) and whether it uses
-    torch's legacy (pre-1.6) format; raises the raw error of a bad file (see :func:`_load_payload`).
-
-    Memory is bounded by the file: an archive may not declare much more data than it has
-    (:data:`MAX_EXPANSION`), and the storages together not more than that data.
-    """
-    path = Path(path)
-    with open(path, "rb") as handle:
-        if zipfile.is_zipfile(handle):
-            return _read_zip(handle), False
-        if tarfile.is_tarfile(path):
-            return _read_nemo_archive(path), False
-        handle.seek(0)
-        return _read_legacy(handle), True
-
-
-def _load_payload(path: Path) -> tuple[Any, bool]:
-    """:func:`read_torch_file`, every failure a :class:`CheckpointError` naming the file."""
-    try:
-        return read_torch_file(path)
-    except _Refused as error:
-        raise _refusal(path, error.name) from None
-    except Exception as error:  # noqa: BLE001 - every other failure is the file's
-        raise CheckpointError(
-            f"{path}: cannot be read as a checkpoint, the file is truncated or corrupt "
-            f"({type(error).__name__}: {_first_line(error)})"
-        ) from None
-
-
-def _refusal(path: Path, name: str) -> CheckpointError:
-    name = re.sub(r"^__builtin__\.", "builtins.", name)  # protocol 2 writes Python 2's name
-    return CheckpointError(
-        f"{path}: refused to load: it names {name}, which a WaveGlow checkpoint never contains; "
-        "nothing was executed"
-    )
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else "no details"
-
-
-class _StorageKind:
-    """What a pickled ``torch.FloatStorage`` (or ``torch.cuda.FloatStorage``, ...) becomes."""
-
-    def __init__(self, dtype: torch.dtype) -> None:
-        self.dtype = dtype
-
-
-_STORAGE_DTYPES = (
-    ("Float", torch.float32),
-    ("Double", torch.float64),
-    ("Half", torch.float16),
-    ("BFloat16", torch.bfloat16),
-    ("Long", torch.int64),
-    ("Int", torch.int32),
-    ("Short", torch.int16),
-    ("Char", torch.int8),
-    ("Byte", torch.uint8),
-    ("Bool", torch.bool),
-)
-
-
-def _allowed_globals() -> dict[str, Any]:
-    """Every global a checkpoint may name: the stand-ins, containers, tensor and storage types.
-
-    Plain data (numbers, strings, lists, dicts, tuples) needs no global at all.
-    """
-    allowed: dict[str, Any] = {
-        **_stand_ins(),
-        "collections.OrderedDict": OrderedDict,
-        "builtins.set": set,
-        "__builtin__.set": set,  # protocol 2 writes Python 2's name
-        "_codecs.encode": codecs.encode,  # how protocol 2 writes bytes
-        "torch.Size": torch.Size,
-        "torch.device": torch.device,
-        "torch.nn.parameter.Parameter": torch.nn.Parameter,
-        "torch._utils._rebuild_tensor": torch._utils._rebuild_tensor,
-        "torch._utils._rebuild_tensor_v2": torch._utils._rebuild_tensor_v2,
-        "torch._utils._rebuild_parameter": torch._utils._rebuild_parameter,
-        "torch._utils._rebuild_parameter_with_state": torch._utils._rebuild_parameter_with_state,
-        "torch._tensor._rebuild_from_type_v2": torch._tensor._rebuild_from_type_v2,
-        "torch.Tensor": torch.Tensor,
-    }
-    for name, dtype in _STORAGE_DTYPES:
-        allowed[f"torch.{name}Storage"] = allowed[f"torch.cuda.{name}Storage"] = _StorageKind(dtype)
-        allowed[str(dtype)] = dtype
-    return allowed
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Resolves only allow-listed globals (anything else raises :class:`_Refused` before it can
-    be called); storages come from ``storages``; the legacy format's module source is ignored."""
-
-    def __init__(self, handle: IO[bytes], storages: _Storages) -> None:
-        super().__init__(handle, encoding="utf-8")
-        self.allowed = _allowed_globals()
-        self.storages = storages
-
-    def find_class(self, module: str, name: str) -> Any:
-        full_name = f"{module}.{name}"
-        if full_name not in self.allowed:
-            raise _Refused(full_name)
-        return self.allowed[full_name]
-
-    def persistent_load(self, pid: Any) -> Any:
-        if not isinstance(pid, tuple) or not pid:
-            raise pickle.UnpicklingError(f"unexpected persistent id {pid!r}")
-        kind = pid[0].decode("ascii") if isinstance(pid[0], bytes) else pid[0]
-        if kind == "module" and len(pid) >= 2:
-            return pid[1]  # legacy format: the class (already allow-listed), then its source
-        if kind != "storage" or len(pid) not in (5, 6) or (len(pid) == 6 and pid[5] is not None):
-            raise pickle.UnpicklingError(f"unsupported persistent id {kind!r}")
-        storage_kind, key, numel = pid[1], str(pid[2]), int(pid[4])  # pid[3]: device, ignored
-        if not isinstance(storage_kind, _StorageKind):
-            raise pickle.UnpicklingError("a storage of unknown type")
-        tensor = self.storages.get(storage_kind, key, numel)
-        return torch.storage.TypedStorage(
-            wrap_storage=tensor.untyped_storage(), dtype=tensor.dtype, _internal=True
-        )
-
-
-class _Storages:
-    """Storages by key, made on first use (tensors may share one); ``fill`` reads their data.
-
-    The storages together may not claim more bytes than the file has (``limit``), so hostile
-    sizes cannot make us allocate memory.
-    """
-
-    def __init__(self, limit: int, fill: Callable[[torch.Tensor, str], None] | None = None) -> None:
-        self.tensors: dict[str, torch.Tensor] = {}
-        self.limit = limit
-        self.claimed = 0
-        self.fill = fill
-
-    def get(self, kind: _StorageKind, key: str, numel: int) -> torch.Tensor:
-        if key not in self.tensors:
-            size = numel * torch.empty((), dtype=kind.dtype).element_size()
-            if not 0 <= size <= self.limit - self.claimed:
-                raise ValueError(
-                    f"storage {key} claims {size} bytes: with the others, more than the file holds"
-                )
-            self.claimed += size
-            tensor = torch.empty(numel, dtype=kind.dtype)
-            if self.fill is not None:
-                self.fill(tensor, key)
-            self.tensors[key] = tensor
-        return self.tensors[key]
-
-
-def _size(handle: IO[bytes]) -> int:
-    position = handle.tell()
-    size = handle.seek(0, io.SEEK_END)
-    handle.seek(position)
-    return size
-
-
-def _copy_bytes(tensor: torch.Tensor, data: bytes | bytearray) -> None:
-    if len(data) != tensor.numel() * tensor.element_size():
-        raise ValueError("storage data is truncated or has the wrong size")
-    if data:
-        tensor.copy_(torch.frombuffer(bytearray(data), dtype=tensor.dtype))
-
-
-def _read_zip(handle: IO[bytes]) -> Any:
-    """torch's zip format: ``<name>/data.pkl`` plus one ``<name>/data/<key>`` record per storage."""
-    with zipfile.ZipFile(handle) as archive:
-        declared = sum(info.file_size for info in archive.infolist())
-        check_expansion(declared, _size(handle))
-        pickles = [name for name in archive.namelist() if name.endswith("/data.pkl")]
-        if len(pickles) != 1:
-            raise ValueError("a zip archive that is not a torch checkpoint")
-        root = pickles[0][: -len("data.pkl")]
-        byteorder = root + "byteorder"
-        if byteorder in archive.namelist() and archive.read(byteorder).strip() != b"little":
-            raise ValueError("big-endian files are not supported")
-
-        def fill(tensor: torch.Tensor, key: str) -> None:
-            _copy_bytes(tensor, archive.read(f"{root}data/{key}"))
-
-        with archive.open(pickles[0]) as data:
-            return _RestrictedUnpickler(data, _Storages(declared, fill)).load()
-
-
-MAX_EXPANSION = 4
-"""How much more data than its own size an archive may declare. torch stores its zip entries
-uncompressed, so a real checkpoint declares about its size; a "zip bomb" declares thousands of
-times more."""
-
-
-def check_expansion(declared: int, size: int) -> None:
-    """Refuse an archive that declares more than :data:`MAX_EXPANSION` times its size in data."""
-    if declared > MAX_EXPANSION * size:
-        raise ValueError(
-            f"the archive declares {declared:,} bytes of data in a file of {size:,} bytes "
-            f"(more than {MAX_EXPANSION}x, torch never compresses): refused before expanding it"
-        )
-
-
-_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
-_LEGACY_PROTOCOL = 1001
-
-
-def _read_legacy(handle: IO[bytes]) -> Any:
-    """torch's pre-1.6 format: pickles of magic, protocol, system info, the object and the
-    storage keys, then each storage's data (int64 element count + raw bytes) in key order."""
-    if handle.read(4) == b"PK\x03\x04":
-        raise ValueError("a zip archive without its directory")
-    handle.seek(0)
-    storages = _Storages(_size(handle))  # filled after the object pickle
-
-    def next_pickle() -> Any:
-        return _RestrictedUnpickler(handle, storages).load()
-
-    if next_pickle() != _LEGACY_MAGIC:
-        raise ValueError("not a torch file (bad magic number)")
-    if next_pickle() != _LEGACY_PROTOCOL:
-        raise ValueError("unsupported torch legacy protocol version")
-    system = next_pickle()
-    if isinstance(system, Mapping) and not system.get("little_endian", True):
-        raise ValueError("big-endian files are not supported")
-    payload = next_pickle()
-    for key in next_pickle():
-        tensor = storages.tensors[str(key)]
-        header = handle.read(8)
-        if len(header) != 8 or int.from_bytes(header, "little") != tensor.numel():
-            raise ValueError("storage data is missing or has the wrong size")
-        _copy_bytes(tensor, handle.read(tensor.numel() * tensor.element_size()))
-    return payload
-
-
-def _read_nemo_archive(path: Path) -> Any:
-    """A ``.nemo`` file: a tar archive whose ``model_weights.ckpt`` is a torch state dict."""
-    with tarfile.open(path, "r:*") as archive:
-        members = [
-            member
-            for member in archive.getmembers()
-            if member.isfile() and Path(member.name).name == "model_weights.ckpt"
-        ]
-        if len(members) != 1:
-            raise ValueError("a tar archive without one model_weights.ckpt (not a .nemo file)")
-        check_expansion(members[0].size, path.stat().st_size)
-        weights = archive.extractfile(members[0])
-        assert weights is not None  # a regular file
-        data = io.BytesIO(weights.read())
-    if zipfile.is_zipfile(data):
-        return _read_zip(data)
-    data.seek(0)
-    return _read_legacy(data)
+class LayoutError(Exception):
+    """A problem with the file's content; the reader prefixes the file name."""
 
 
 # ---------------------------------------------------------------------------- payload kinds
-def _read_nvidia(
+def read_nvidia(
     payload: Any, legacy: bool, glow_old: bool | None = None, source: str = ""
 ) -> Checkpoint:
     """Detect the container, extract its tensors, normalise names, fuse, infer the config."""
@@ -459,7 +68,7 @@ def _read_nvidia(
     state, ignored, nemo = _normalise_names(state)
     if ignored:
         if any(name.startswith(("upsample.", "WN.", "wavenet.", "convinv.")) for name in ignored):
-            raise _LayoutError("holds WaveGlow weights outside its 'waveglow.' part")
+            raise LayoutError("holds WaveGlow weights outside its 'waveglow.' part")
         extra["ignored_keys"] = sorted(ignored)
     layout = "nemo" if nemo or _was_nemo(payload) else layout
     state, fusions = _fuse_old_layouts(state)
@@ -502,7 +111,7 @@ def _extract(
     if isinstance(payload, PickledModule):
         return pickle_layout, _module_state(payload), _module_hints(payload), _origin(payload)
     if not isinstance(payload, Mapping):
-        raise _LayoutError(f"not a WaveGlow checkpoint of any known layout (a {_kind(payload)})")
+        raise LayoutError(f"not a WaveGlow checkpoint of any known layout (a {_kind(payload)})")
     extra = {
         key: payload[key]
         for key in ("iteration", "learning_rate", "epoch")
@@ -519,7 +128,7 @@ def _extract(
     if _is_state_dict(payload):
         return "state-dict", _tensors(payload), {}, {}
     keys = ", ".join(sorted(map(str, payload))[:8])
-    raise _LayoutError(f"not a WaveGlow checkpoint of any known layout (a dict with keys {keys})")
+    raise LayoutError(f"not a WaveGlow checkpoint of any known layout (a dict with keys {keys})")
 
 
 def _origin(record: PickledModule) -> dict[str, Any]:
@@ -557,13 +166,13 @@ def _module_state(record: PickledModule, prefix: str = "") -> dict[str, torch.Te
             if value is None or (group == "_buffers" and name in skipped):
                 continue
             if not isinstance(value, torch.Tensor):
-                raise _LayoutError(f"{prefix}{name} is a {_kind(value)}, not a tensor")
+                raise LayoutError(f"{prefix}{name} is a {_kind(value)}, not a tensor")
             state[prefix + str(name)] = value
     for name, child in (fields.get("_modules") or {}).items():
         if child is None:
             continue
         if not isinstance(child, PickledModule):
-            raise _LayoutError(f"{prefix}{name} is a {_kind(child)}, not a module")
+            raise LayoutError(f"{prefix}{name} is a {_kind(child)}, not a module")
         state.update(_module_state(child, f"{prefix}{name}."))
     return state
 
@@ -641,7 +250,7 @@ def _fuse_old_layouts(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.T
         res, skip = old.get((flow, "res_layers"), {}), old.get((flow, "skip_layers"))
         if skip is None:
             if res:
-                raise _LayoutError(f"WN.{flow} has res_layers but no skip_layers")
+                raise LayoutError(f"WN.{flow} has res_layers but no skip_layers")
             continue
         for layer, parameters in _res_skip_layers(res, skip, flow).items():
             _add_fused(fused, f"WN.{flow}.res_skip_layers.{layer}", parameters)
@@ -655,17 +264,17 @@ def _add_fused(state: dict[str, torch.Tensor], prefix: str, parameters: dict) ->
     for parameter, tensor in parameters.items():
         name = f"{prefix}.{parameter}"
         if name in state:
-            raise _LayoutError(f"{name} appears both fused and per layer")
+            raise LayoutError(f"{name} appears both fused and per layer")
         state[name] = tensor
 
 
 def _layer_list(layers: dict[int, dict[str, torch.Tensor]], where: str) -> list[dict]:
     """The layers in order; their indices must be 0..n-1 and they must hold the same parameters."""
     if sorted(layers) != list(range(len(layers))):
-        raise _LayoutError(f"{where} has layer indices {sorted(layers)}, expected 0..n-1")
+        raise LayoutError(f"{where} has layer indices {sorted(layers)}, expected 0..n-1")
     ordered = [layers[index] for index in range(len(layers))]
     if any(set(layer) != set(ordered[0]) for layer in ordered):
-        raise _LayoutError(f"{where}: the layers hold different parameters")
+        raise LayoutError(f"{where}: the layers hold different parameters")
     return ordered
 
 
@@ -675,7 +284,7 @@ def _cat_layers(layers: dict[int, dict[str, torch.Tensor]], where: str) -> dict[
     try:
         return {name: torch.cat([layer[name] for layer in ordered]) for name in ordered[0]}
     except RuntimeError as error:
-        raise _LayoutError(f"{where}: layer shapes do not concatenate ({error})") from None
+        raise LayoutError(f"{where}: layer shapes do not concatenate ({error})") from None
 
 
 def _res_skip_layers(
@@ -685,7 +294,7 @@ def _res_skip_layers(
     skips = _layer_list(skip, f"WN.{flow}.skip_layers")
     residuals = _layer_list(res, f"WN.{flow}.res_layers") if res else []
     if len(residuals) != len(skips) - 1:
-        raise _LayoutError(
+        raise LayoutError(
             f"WN.{flow} has {len(residuals)} res_layers and {len(skips)} skip_layers; "
             "expected one residual layer fewer than skip layers"
         )
@@ -705,7 +314,7 @@ def _weight(state: Mapping[str, torch.Tensor], prefix: str) -> torch.Tensor:
     for name in (f"{prefix}.weight", f"{prefix}.weight_v"):
         if name in state:
             return state[name]
-    raise _LayoutError(f"missing {prefix}.weight (or weight_g/weight_v)")
+    raise LayoutError(f"missing {prefix}.weight (or weight_g/weight_v)")
 
 
 def _indices(state: Mapping[str, torch.Tensor], pattern: str) -> list[int]:
@@ -719,23 +328,23 @@ def _infer_config(state: Mapping[str, torch.Tensor], hints: Mapping[str, Any]) -
     try:
         return _config_from_shapes(state, hints)
     except (ConfigError, IndexError) as error:
-        raise _LayoutError(f"its shapes describe no valid WaveGlow ({error})") from None
+        raise LayoutError(f"its shapes describe no valid WaveGlow ({error})") from None
 
 
 def _config_from_shapes(state: Mapping[str, torch.Tensor], hints: Mapping[str, Any]) -> Config:
     upsample = _weight(state, "upsample")
     if upsample.dim() != 3 or upsample.shape[0] != upsample.shape[1]:
-        raise _LayoutError(f"upsample.weight has shape {tuple(upsample.shape)}, expected (M, M, K)")
+        raise LayoutError(f"upsample.weight has shape {tuple(upsample.shape)}, expected (M, M, K)")
     mel_bins, filter_length = upsample.shape[0], upsample.shape[2]
     flows = _indices(state, r"^WN\.(\d+)\.")
     if flows != list(range(len(flows))) or _indices(state, r"^convinv\.(\d+)\.") != flows:
-        raise _LayoutError("WN.k and convinv.k must be numbered 0..n_flows-1 alike")
+        raise LayoutError("WN.k and convinv.k must be numbered 0..n_flows-1 alike")
     channels = [_weight(state, f"convinv.{k}.conv").shape[0] for k in flows]
     early_every, early_size = _early_outputs(channels)
     start = _weight(state, "WN.0.start")
     layers = _indices(state, r"^WN\.0\.in_layers\.(\d+)\.")
     if start.dim() != 3 or not layers:
-        raise _LayoutError("WN.0.start / WN.0.in_layers are missing or malformed")
+        raise LayoutError("WN.0.start / WN.0.in_layers are missing or malformed")
     wn = WNConfig(
         n_layers=len(layers),
         n_channels=start.shape[0],
@@ -743,11 +352,11 @@ def _config_from_shapes(state: Mapping[str, torch.Tensor], hints: Mapping[str, A
     )
     flow = WaveGlowConfig(mel_bins, len(flows), channels[0], early_every, early_size, wn)
     if [flow.channels_at(k) for k in flows] != channels:
-        raise _LayoutError(f"the 1x1 convolutions' sizes {channels} follow no early-output pattern")
+        raise LayoutError(f"the 1x1 convolutions' sizes {channels} follow no early-output pattern")
     _check_hints(flow, hints)
     data = _data_config(filter_length, hints)
     if data.hop_length % flow.n_group:
-        raise _LayoutError(
+        raise LayoutError(
             f"hop_length {data.hop_length} is not a multiple of n_group {flow.n_group}"
         )
     return Config(waveglow_config=flow, data_config=data)
@@ -761,7 +370,7 @@ def _require_waveglow(state: Mapping[str, torch.Tensor]) -> None:
         name.startswith(("embedding.", "encoder.", "decoder.", "postnet.")) for name in state
     )
     guess = "a Tacotron 2 checkpoint" if tacotron else "a checkpoint of another model"
-    raise _LayoutError(f"has no WaveGlow weights: it looks like {guess} (keys: {sample} ...)")
+    raise LayoutError(f"has no WaveGlow weights: it looks like {guess} (keys: {sample} ...)")
 
 
 def _early_outputs(channels: list[int]) -> tuple[int, int]:
@@ -792,14 +401,14 @@ def _check_hints(flow: WaveGlowConfig, hints: Mapping[str, Any]) -> None:
         if isinstance(hints.get(name), int) and hints[name] != inferred[name]
     ]
     if wrong:
-        raise _LayoutError(f"its config disagrees with its weights: {', '.join(wrong)}")
+        raise LayoutError(f"its config disagrees with its weights: {', '.join(wrong)}")
 
 
 def _data_config(filter_length: int, hints: Mapping[str, Any]) -> DataConfig:
     """The audio config: the upsampler's taps, the file's config where it has one, else defaults."""
     stated = hints.get("filter_length")
     if isinstance(stated, int) and stated != filter_length:
-        raise _LayoutError(
+        raise LayoutError(
             f"its config disagrees with its weights: filter_length={stated} "
             f"(the upsampler has {filter_length} taps)"
         )
@@ -812,7 +421,7 @@ def _data_config(filter_length: int, hints: Mapping[str, Any]) -> DataConfig:
     try:
         return DataConfig(filter_length=filter_length, **values)
     except (ConfigError, TypeError) as error:
-        raise _LayoutError(
+        raise LayoutError(
             f"no valid audio config for an upsampler of {filter_length} taps with "
             f"hop_length={values['hop_length']} ({error})"
         ) from None
@@ -842,7 +451,7 @@ def _check_keys(state: Mapping[str, torch.Tensor], config: Config) -> None:
     unexpected = {name for name, base in canonical.items() if base not in expected}
     unexpected |= {name for name in state if _broken_weight_norm(name, state)}
     if missing or unexpected:
-        raise _LayoutError(_key_mismatch("", missing, unexpected).removeprefix(": "))
+        raise LayoutError(key_mismatch("", missing, unexpected).removeprefix(": "))
 
 
 def _broken_weight_norm(name: str, state: Mapping[str, torch.Tensor]) -> bool:

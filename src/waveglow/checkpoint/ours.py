@@ -1,4 +1,5 @@
-"""Our self-describing checkpoint format, and :func:`load` for every file we know how to read.
+"""Our self-describing checkpoint format: writing it, reading it, and building a model from any
+:class:`Checkpoint`.
 
 A file is either a ``torch.save`` dict of plain containers and tensors (readable with
 ``torch.load(weights_only=True)``) or a ``.safetensors`` file whose metadata holds the same header::
@@ -20,11 +21,10 @@ from typing import Any
 
 import torch
 
-from .audio import atomic_path
-from .config import Config
-from .fast import resolve_device
-from .model import WaveGlow
-from .modules import norm_except_dim0
+from ..audio import atomic_path
+from ..config import Config
+from ..model import WaveGlow
+from ..modules import norm_except_dim0
 
 FORMAT_NAME = "waveglow"
 FORMAT_VERSION = 1
@@ -84,27 +84,6 @@ def model_config_dict(config: Config) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- reading
-def load(
-    path: str | Path,
-    device: str | torch.device = "cpu",
-    weight_norm: bool = False,
-    glow_old: bool | None = None,
-) -> WaveGlow:
-    """Load our format or any NVIDIA checkpoint layout; returns an eval-mode :class:`WaveGlow`.
-
-    Weight norm is folded into plain convolutions unless ``weight_norm=True`` (for training).
-    ``glow_old``: for NVIDIA files, True reads them as ``glow_old.py`` did, False as ``glow.py``,
-    None from the file (see :func:`waveglow.convert.read_checkpoint`).
-    Loading never executes code from the file.
-    """
-    from .convert import read_checkpoint
-
-    device = resolve_device(device)
-    checkpoint = read_checkpoint(path, glow_old)
-    model = build_model(checkpoint, weight_norm=weight_norm, source=str(path))
-    return model.to(device).eval()
-
-
 def build_model(checkpoint: Checkpoint, weight_norm: bool = False, source: str = "") -> WaveGlow:
     """A WaveGlow with ``checkpoint``'s config and weights (strict: every key must match)."""
     config = checkpoint.config
@@ -115,7 +94,7 @@ def build_model(checkpoint: Checkpoint, weight_norm: bool = False, source: str =
     state = adapt_weight_norm(checkpoint.state_dict, model.state_dict())
     expected, found = set(model.state_dict()), set(state)
     if expected != found:
-        raise CheckpointError(_key_mismatch(source, expected - found, found - expected))
+        raise CheckpointError(key_mismatch(source, expected - found, found - expected))
     for name, tensor in state.items():
         wanted = model.state_dict()[name].shape
         if tensor.shape != wanted:
@@ -235,7 +214,7 @@ def adapt_weight_norm(
     return adapted
 
 
-def _key_mismatch(source: str, missing: set[str], unexpected: set[str]) -> str:
+def key_mismatch(source: str, missing: set[str], unexpected: set[str]) -> str:
     def listing(keys: set[str]) -> str:
         names = sorted(keys)
         return ", ".join(names[:12]) + (f" ... ({len(names)} in all)" if len(names) > 12 else "")
