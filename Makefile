@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: setup test lint demo clean
+.PHONY: setup browser test lint demo clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,11 +14,23 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
+# The demo page's browser test (tests/test_serve_page.py) drives Debian's chromium. Run as root
+# (CI), this installs it when it is missing; otherwise it only says so and that test skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium for the browser test (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends chromium fonts-liberation >/dev/null; \
+	else \
+		echo "no chromium and not root: the browser test will be skipped"; \
+	fi
+
 lint: setup
 	$(VENV)/bin/ruff check src tests bench recipes
 	$(VENV)/bin/ruff format --check src tests bench recipes
 
-test: lint
+test: lint browser
 	$(PY) -m pytest -q
 
 demo: setup
