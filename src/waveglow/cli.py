@@ -24,7 +24,7 @@ from . import __version__
 from .audio import AudioError, InputWarning
 from .backends import PRECISIONS
 from .checkpoint import CheckpointError
-from .config import ConfigError, DataConfig
+from .config import ConfigError
 from .model import DEFAULT_CHUNK_FRAMES
 
 PROGRAM = "waveglow"
@@ -229,19 +229,16 @@ inference.py loads) or OUTDIR/<stem>.npy.""",
 
 
 def _run_mel(args: argparse.Namespace) -> int:
-    from .config import load_config
+    from .audio import mel_transform
+    from .config import Config, load_config
     from .synthesize import compute_mels
 
-    data_config, n_mel_channels = DataConfig(), 80
-    if args.config:
-        config = load_config(args.config)
-        data_config, n_mel_channels = config.data_config, config.waveglow_config.n_mel_channels
+    config = load_config(args.config) if args.config else Config()
     report = compute_mels(
         args.inputs,
         args.output_dir,
         format=args.format,
-        data_config=data_config,
-        n_mel_channels=n_mel_channels,
+        transform=mel_transform(config),
         progress=not args.quiet,
         on_error=_error_line,
     )

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .audio import MelSpectrogram
 from .backends import evaluation, resolve_precision
 from .config import Config, DataConfig, WaveGlowConfig
 from .fast import GemmCondition
@@ -120,6 +121,11 @@ class WaveGlow(nn.Module):
 
     def full_config(self) -> Config:
         return Config(waveglow_config=self.config, data_config=self.data_config)
+
+    def mel_transform(self) -> MelSpectrogram:
+        """The Tacotron 2 mel this model is conditioned on: its data_config, n_mel_channels bins
+        (a new module, on the CPU)."""
+        return MelSpectrogram(self.data_config, self.config.n_mel_channels)
 
     # ------------------------------------------------------------------ conditioning
     @property

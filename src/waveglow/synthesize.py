@@ -20,7 +20,6 @@ rounding) whatever batch it is synthesised in (see :func:`infer_batch`).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from tqdm import tqdm
 
 from .audio import (
     MEL_SUFFIXES,
+    SILENCE,
     AudioError,
     MelSpectrogram,
     load_audio,
@@ -40,14 +40,12 @@ from .audio import (
 )
 from .backends import resolve_device
 from .chunked import write_wav_chunks
-from .config import DataConfig
 from .denoiser import Denoiser
 from .model import DEFAULT_CHUNK_FRAMES, WaveGlow
 from .noise import gaussian
 
 OUTPUT_SUFFIX = "_synthesis.wav"
 MEL_FORMATS = ("pt", "npy")
-SILENCE = math.log(1e-5)  # the Tacotron 2 mel of silence, used to pad mels in a batch
 
 ErrorHandler = Callable[[str], None]
 
@@ -125,17 +123,6 @@ class _Item:
 
 
 # ---------------------------------------------------------------------------- reading inputs
-def read_mel_input(
-    path: str | Path, n_mel_channels: int = 80, transform: MelSpectrogram | None = None
-) -> torch.Tensor:
-    """The mel (M, F) of an input: loaded from ``.pt``/``.npy``, or computed from an audio file
-    with ``transform`` (default: the standard Tacotron 2 mel with ``n_mel_channels`` bins)."""
-    path = Path(path)
-    if path.suffix in MEL_SUFFIXES:
-        return load_mel(path, n_mel_channels)
-    return mel_of_audio_file(path, transform or MelSpectrogram(n_mel_channels=n_mel_channels))
-
-
 def mel_of_audio_file(path: str | Path, transform: MelSpectrogram) -> torch.Tensor:
     """The Tacotron 2 mel (M, F) of an audio file, resampled to the transform's sampling rate."""
     config = transform.config
@@ -182,13 +169,9 @@ def synthesize_files(
     model = model.to(device).eval()
     sources = [Path(source) for source in inputs]
     has_audio = any(source.suffix not in MEL_SUFFIXES for source in sources)
-    transform = (
-        MelSpectrogram(model.data_config, model.config.n_mel_channels) if has_audio else None
-    )
+    mel = model.mel_transform() if has_audio else None
     denoiser = Denoiser(model) if denoise > 0 else None
-    synthesis = _Synthesis(
-        model, sigma, seed, precision, chunk_frames, transform, denoiser, denoise
-    )
+    synthesis = _Synthesis(model, sigma, seed, precision, chunk_frames, mel, denoiser, denoise)
     names = _OutputNames(sources, Path(output_dir), OUTPUT_SUFFIX)
     outcomes: list[tuple[int, FileResult]] = []
     started = time.perf_counter()
@@ -251,13 +234,17 @@ class _Synthesis:
     seed: int | None
     precision: str | None
     chunk_frames: int
-    transform: MelSpectrogram | None  # that of the audio inputs (None: there are none)
+    mel: MelSpectrogram | None  # the model's mel (None: no input is audio)
     denoiser: Denoiser | None
     denoise: float
 
     def read(self, source: Path) -> torch.Tensor:
-        """The mel (M, F) of an input."""
-        return read_mel_input(source, self.model.config.n_mel_channels, self.transform)
+        """The mel (M, F) of an input: loaded from ``.pt``/``.npy``, or computed from an audio file
+        with the model's mel."""
+        if source.suffix in MEL_SUFFIXES:
+            return load_mel(source, self.model.config.n_mel_channels)
+        assert self.mel is not None  # made whenever an input is audio
+        return mel_of_audio_file(source, self.mel)
 
     def write(
         self, batch: Sequence[_Item], progress: Callable[[int], object]
@@ -372,18 +359,19 @@ def compute_mels(
     inputs: Sequence[str | Path],
     output_dir: str | Path,
     format: str = "pt",  # noqa: A002 - the CLI's --format
-    data_config: DataConfig | None = None,
-    n_mel_channels: int = 80,
+    transform: MelSpectrogram | None = None,
     progress: bool = True,
     on_error: ErrorHandler | None = None,
 ) -> MelReport:
-    """Write the Tacotron 2 mel (M, F) of every audio input to ``output_dir/<stem>.<format>``.
+    """Write the mel (M, F) of every audio input to ``output_dir/<stem>.<format>``: ``transform``,
+    a model's mel (:meth:`WaveGlow.mel_transform`), by default the Tacotron 2 mel of NVIDIA's
+    ``config.json``.
 
     A ``.pt`` output holds one float32 tensor, as NVIDIA's ``inference.py`` loads it.
     """
     if format not in MEL_FORMATS:
         raise ValueError(f"mel format must be one of {', '.join(MEL_FORMATS)}, got {format!r}")
-    transform = MelSpectrogram(data_config, n_mel_channels)
+    transform = transform or MelSpectrogram()
     sources = [Path(source) for source in inputs]
     names = _OutputNames(sources, Path(output_dir), f".{format}")
     return MelReport(

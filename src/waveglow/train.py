@@ -41,7 +41,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .audio import MelSpectrogram, atomic_path, save_wav
+from .audio import atomic_path, mel_transform, save_wav
 from .checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -369,8 +369,7 @@ def _datasets(
         torch_dist.barrier()
     train_list, validation_list = prepare_split(data_config.training_files, output, 0, 0)
     options = {
-        "data_config": data_config,
-        "n_mel_channels": config.waveglow_config.n_mel_channels,
+        "mel": mel_transform(config),
         "seed": train_config.seed,
         "min_duration": train_config.min_duration,
         "skip_silent": train_config.skip_silent,
@@ -1085,7 +1084,7 @@ class RunLogger:
             tqdm.write(f"step {step}: validation loss {loss:.4f}")
         if self.board is not None:
             self.board.add_scalar("validation/loss", loss, step)
-            mel = MelSpectrogram(config.data_config, config.waveglow_config.n_mel_channels)
+            mel = mel_transform(config)
             for index, (reference, audio) in enumerate(samples):
                 self.board.add_audio(f"synthesis/{index}", audio[None], step, self.sampling_rate)
                 reference_mel, synthesis_mel = mel(reference), mel(audio)
