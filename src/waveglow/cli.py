@@ -411,17 +411,9 @@ continues exactly. Several processes: torchrun --nproc_per_node=N -m waveglow tr
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from .train import TrainingError, apply_overrides, model_overrides, starting_config, train
 
-    from .config import Config, load_config
-    from .train import TrainingError, apply_overrides, model_overrides, train
-
-    if args.config:
-        config = load_config(args.config)
-    elif args.resume and args.output_dir and (Path(args.output_dir) / "config.json").is_file():
-        config = load_config(Path(args.output_dir) / "config.json")
-    else:
-        config = Config()
+    config = starting_config(args.config, args.output_dir, args.resume)
     config = apply_overrides(config, _train_overrides(args))
     if args.init_from:
         for key in model_overrides(args.overrides):
