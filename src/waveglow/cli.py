@@ -299,12 +299,10 @@ def _run_info(args: argparse.Namespace) -> int:
     from .model import multiply_adds_per_sample
 
     checkpoint = read_checkpoint(args.checkpoint)
-    tensors = [value for value in checkpoint.state_dict.values() if hasattr(value, "numel")]
-    weight_norm = any(name.endswith("weight_g") for name in checkpoint.state_dict)
     print(f"file:        {args.checkpoint}")
     print(f"layout:      {checkpoint.layout}")
-    print(f"parameters:  {sum(tensor.numel() for tensor in tensors):,}")
-    print(f"weight norm: {'yes' if weight_norm else 'no (folded)'}")
+    print(f"parameters:  {checkpoint.parameter_count:,}")
+    print(f"weight norm: {'yes' if checkpoint.has_weight_norm else 'no (folded)'}")
     config = checkpoint.config
     madds = multiply_adds_per_sample(config.waveglow_config, config.data_config)
     print(f"compute:     {madds / 1e3:,.1f} k multiply-adds per output sample")

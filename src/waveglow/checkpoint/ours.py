@@ -44,6 +44,16 @@ class Checkpoint:
     layout: str
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def parameter_count(self) -> int:
+        """The numbers the state dict holds (with weight norm: g and v, as stored)."""
+        return sum(value.numel() for value in self.state_dict.values() if hasattr(value, "numel"))
+
+    @property
+    def has_weight_norm(self) -> bool:
+        """True when the weights are stored as weight norm's g and v (not folded)."""
+        return any(name.endswith("weight_g") for name in self.state_dict)
+
 
 # ---------------------------------------------------------------------------- writing
 def save(model: WaveGlow, path: str | Path, **extra: Any) -> Path:
