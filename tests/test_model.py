@@ -275,13 +275,7 @@ SWAPPED = dataclasses.replace(TINY, swap_odd_couplings=True)
 
 def make_swapped(seed: int = 0, dtype: torch.dtype = torch.float64) -> WaveGlow:
     """A tiny WaveGlow with NVIDIA glow_old.py's couplings, every ``end`` layer randomised."""
-    torch.manual_seed(seed)
-    model = WaveGlow(SWAPPED, TINY_DATA).to(dtype)
-    with torch.no_grad():
-        for wn in model.WN:
-            wn.end.weight.normal_(0, 0.1)
-            wn.end.bias.normal_(0, 0.1)
-    return model
+    return make_tiny(seed, dtype, config=SWAPPED)
 
 
 def test_swapped_float64_round_trip_is_exact():
