@@ -234,8 +234,7 @@ def test_warm_start_from_bare_state_dict_and_our_files(corpus, tmp_path):
 
 
 def test_warm_start_from_nvidia_official_pickle(corpus, tmp_path, monkeypatch):
-    from nvidia_layouts import assert_same_model
-    from test_convert import write_official_pickle
+    from nvidia_layouts import assert_same_model, write_official_pickle
 
     path = tmp_path / "waveglow_580000"
     source = write_official_pickle(monkeypatch, path)  # NVIDIA's train.py dict, pickled module

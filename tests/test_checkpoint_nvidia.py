@@ -18,6 +18,7 @@ import torch.nn.backends.thnn as thnn
 
 from conftest import TINY, TINY_DATA
 from nvidia_layouts import (
+    PICKLE_VARIANTS,
     SMALL,
     assert_same_model,
     glow_module,
@@ -26,46 +27,10 @@ from nvidia_layouts import (
     official_model,
     old_state_dict,
     save_torch,
+    write_official_pickle,
 )
 from waveglow import CheckpointError, load
 from waveglow.checkpoint import LayoutWarning, build_model, convert, read_checkpoint
-
-PICKLE_VARIANTS = {  # module name, per-layer cond_layers, split res/skip, layout suffix
-    "fused": ("glow", False, False, ""),
-    "cond-layers": ("glow", True, False, "+cond-layers"),
-    "glow-split": ("glow", True, True, "+cond-layers+res-skip-split"),  # glow.py before 8a5d43f
-    "glow-old": ("glow_old", True, True, "+cond-layers+res-skip-split"),
-    "glow-old-converted": ("glow_old", True, False, "+cond-layers"),  # NVIDIA's convert_model.py
-}
-
-
-def write_official_pickle(
-    monkeypatch: pytest.MonkeyPatch,
-    path: Path,
-    variant: str = "fused",
-    legacy: bool = False,
-    full_dict: bool = True,
-) -> torch.nn.Module:
-    """Save like NVIDIA's train.py with a throwaway ``glow`` module, then unregister it."""
-    name, cond_layers, res_skip_split, _ = PICKLE_VARIANTS[variant]
-    config = dataclasses.replace(TINY, swap_odd_couplings=name == "glow_old")  # glow_old's maths
-    source = make_source(config, TINY_DATA)  # hop 16: only the pickled stride can tell
-    module = glow_module(name, cond_layers, res_skip_split)
-    with monkeypatch.context() as patch:
-        patch.setitem(sys.modules, name, module)
-        model = official_model(module, source)
-        payload = model
-        if full_dict:
-            optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-            payload = {
-                "model": model,
-                "iteration": 580000,
-                "optimizer": optimizer.state_dict(),
-                "learning_rate": 1e-4,
-            }
-        save_torch(payload, path, legacy=legacy)
-    assert name not in sys.modules  # our loader must not need NVIDIA's code
-    return source
 
 
 def read_and_check(
