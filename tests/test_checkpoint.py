@@ -116,7 +116,7 @@ def test_build_model_lists_key_mismatches(tmp_path, source):
     assert "Unexpected: WN.0.extra" in str(error.value)
 
 
-def test_bundled_demo_model_loads_and_synthesises():
+def test_bundled_demo_model_loads_and_synthesizes():
     model = waveglow.load("demo")
     config = model.config
     mel = torch.full((1, config.n_mel_channels, 4), -5.0)

@@ -72,7 +72,7 @@ def read_and_check(
 
 
 def assert_glow_old_inverse(model: torch.nn.Module, frames: int = 3) -> None:
-    """``model`` synthesises what NVIDIA's glow_old.py computes from the same weights."""
+    """``model`` synthesizes what NVIDIA's glow_old.py computes from the same weights."""
     generator = torch.Generator().manual_seed(2)
     mel = torch.randn(2, model.config.n_mel_channels, frames, generator=generator)
     steps = frames * model.hop_length // model.n_group

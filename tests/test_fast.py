@@ -2,7 +2,7 @@
 
 Documented tolerance of bf16 against fp32 for the same z (measured: waveform relative L2 3.4e-4 on
 the tiny model, 2.9e-4 on the moderate one; log-mel relative L2 1.0e-4 and 0.5e-4): waveform < 0.2 %,
-log-mel < 0.1 % (the issue's target). The error grows with the size of the log-scales, so a trained
+log-mel < 0.1 %. The error grows with the size of the log-scales, so a trained
 model should be checked with ``bench/synth_speed.py --checkpoint``.
 """
 

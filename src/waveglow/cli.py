@@ -119,7 +119,7 @@ def _add_synthesize_parser(subparsers: argparse._SubParsersAction) -> None:
         subparsers,
         "synthesize",
         "mel or audio files to speech",
-        """Synthesise speech from mel spectrograms (.pt tensors (80, F) as Tacotron 2 and NVIDIA's
+        """Synthesize speech from mel spectrograms (.pt tensors (80, F) as Tacotron 2 and NVIDIA's
 mel2samp.py save them, or .npy arrays) or from audio files (copy synthesis: audio -> mel -> audio,
 any sampling rate or channel count). Each INPUT becomes OUTDIR/<stem>_synthesis.wav (16-bit PCM,
 clipped to [-1, 1]). A bad input is reported and skipped; the exit code is 1 if any failed.""",
@@ -547,7 +547,7 @@ def _add_bench_parser(subparsers: argparse._SubParsersAction) -> None:
         "bench",
         "how fast synthesis runs on this machine",
         """Measure synthesis speed on this machine with a model: a random mel of SECONDS is
-synthesised (fixed noise, streamed in chunks as 'waveglow synthesize' does) in each precision after
+synthesized (fixed noise, streamed in chunks as 'waveglow synthesize' does) in each precision after
 a short warm-up, and the best of --repeat wall times is reported as kHz (output samples per second
 / 1000) and x real time (> 1: faster than real time), with the peak memory of the process.
 auto shows what it resolves to here. bf16 without bf16 matrix hardware (AVX512-BF16, AMX) and fp16
@@ -570,7 +570,7 @@ anything else running slows the figures down.""",
         "--seconds",
         type=_positive_number,
         default=10.0,
-        help="length of audio to synthesise per timed run (default: %(default)s)",
+        help="length of audio to synthesize per timed run (default: %(default)s)",
     )
     parser.add_argument(
         "--precisions",
@@ -643,7 +643,7 @@ def _add_serve_parser(subparsers: argparse._SubParsersAction) -> None:
         """Serve a checkpoint over HTTP (needs the serve extra: pip install 'waveglow[serve]'):
 POST /v1/synthesize (a mel: .npy/.pt bytes, a form upload or JSON {"mel": [[...]]}),
 POST /v1/copy-synthesis and /v1/griffin-lim (an audio file), each returning a 16-bit wav
-(stream=true: chunk by chunk as synthesised); GET / (demo page), /healthz, /metrics, /docs.
+(stream=true: chunk by chunk as synthesized); GET / (demo page), /healthz, /metrics, /docs.
 Concurrent requests are batched on one worker; SIGTERM finishes the requests in flight.""",
         """examples:
   waveglow serve -c demo

@@ -167,7 +167,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """NVIDIA's ``train_config`` section (the training issue extends its use)."""
+    """NVIDIA's ``train_config`` section, and our own training settings after it."""
 
     fp16_run: bool = False
     output_directory: str = "checkpoints"

@@ -454,7 +454,7 @@ def evaluate(
     progress: bool = False,
     on_error: Callable[[str], None] | None = None,
 ) -> EvaluationReport:
-    """Copy-synthesise and score every clip; write wavs, plots, CSV, JSON and markdown.
+    """Copy-synthesize and score every clip; write wavs, plots, CSV, JSON and markdown.
 
     ``model=None`` scores the baseline alone (for a reference table without a trained model), at
     the Tacotron 2 defaults. Clip ``i`` draws its noise from a generator seeded ``seed + i``.
@@ -493,7 +493,7 @@ def evaluate(
         raise ValueError(f"denoising strength must be >= 0, got {denoise}")
     denoiser = Denoiser(model) if model is not None and denoise > 0 else None
     rows: list[ClipScores] = []
-    synthesis_seconds, synthesised = 0.0, 0
+    synthesis_seconds, synthesized = 0.0, 0
     for index, (name, audio, path) in enumerate(tqdm(clips, desc="evaluate", disable=not progress)):
         with torch.no_grad():
             log_mel = mel(torch.from_numpy(audio))  # (M, F)
@@ -503,7 +503,7 @@ def evaluate(
                 model, log_mel, sigma, seed + index, denoiser, denoise
             )
             synthesis_seconds += seconds
-            synthesised += generated.size
+            synthesized += generated.size
             outputs[WAVEGLOW] = generated[: audio.size]
         if baseline == GRIFFIN_LIM:
             outputs[GRIFFIN_LIM] = griffin_lim(log_mel, config, audio.size, seed + index)
@@ -514,7 +514,7 @@ def evaluate(
             continue
         if plots:
             write_spectrogram_plot(output_dir / "plots" / f"{name}.png", audio, outputs, config)
-    khz = synthesised / synthesis_seconds / 1000 if synthesis_seconds > 0 else None
+    khz = synthesized / synthesis_seconds / 1000 if synthesis_seconds > 0 else None
     report = EvaluationReport(
         rows=tuple(rows),
         systems=systems,

@@ -18,7 +18,7 @@ Chunked synthesis: one output step depends on the latent and the mel within a fi
 field: every WN reaches ``sum_i (k - 1) / 2 * dilation_base^i`` steps of T_G to each side and the
 inverse flow stacks ``n_flows`` of them; the upsampler adds ``(filter_length - 1) // hop`` frames
 to the left, frame-rate conditioning one frame to the right (:attr:`WaveGlow.conditioning_reach`).
-A chunk of output frames [a, b) is therefore synthesised from the window [a - context,
+A chunk of output frames [a, b) is therefore synthesized from the window [a - context,
 b + context) (clipped to the mel) and cut back to [a, b): away from the window's artificial edges
 every value is computed from exactly the same inputs as in a whole-utterance synthesis, so the
 chunks join into the same audio up to float rounding.
@@ -394,7 +394,7 @@ class WaveGlow(nn.Module):
     def chunk_windows(
         self, frames: int, chunk_frames: int = DEFAULT_CHUNK_FRAMES
     ) -> list[ChunkWindow]:
-        """The chunks :meth:`infer_chunks` synthesises a mel of ``frames`` frames in, in order: the
+        """The chunks :meth:`infer_chunks` synthesizes a mel of ``frames`` frames in, in order: the
         output frames of each are cut from a window widened by the context (see the module doc),
         conditioned on the mel frames that the window's conditioning reads
         (:attr:`conditioning_reach`)."""

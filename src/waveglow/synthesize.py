@@ -13,9 +13,9 @@ A bad input (missing, empty, corrupt, wrong number of mel channels, NaN) is repo
 naming the file; the other files are still processed, and the report says which failed.
 
 Noise is drawn per file, on the CPU, from its own generator (``seed + index of the file``), so a
-file's noise depends neither on the batch it is synthesised in nor on the device. Batching pads
+file's noise depends neither on the batch it is synthesized in nor on the device. Batching pads
 shorter mels and masks the padding inside the flow, so a file's audio is the same (to float
-rounding) whatever batch it is synthesised in (see :func:`infer_batch`).
+rounding) whatever batch it is synthesized in (see :func:`infer_batch`).
 """
 
 from __future__ import annotations
@@ -151,12 +151,12 @@ def synthesize_files(
     precision: str | None = "fp32",
     chunk_frames: int = DEFAULT_CHUNK_FRAMES,
 ) -> SynthesisReport:
-    """Synthesise every input to ``output_dir/<stem>_synthesis.wav``; see the module docstring.
+    """Synthesize every input to ``output_dir/<stem>_synthesis.wav``; see the module docstring.
 
     The model is moved to ``device`` (default: where it is) and put in eval mode. ``denoise`` is
     the :class:`Denoiser` strength (0: off). ``on_error`` receives one line per failed file as
     it happens (the report keeps them all). ``precision`` is that of the WN matrix products
-    (:meth:`WaveGlow.infer`). An input longer than ``chunk_frames`` mel frames, synthesised alone
+    (:meth:`WaveGlow.infer`). An input longer than ``chunk_frames`` mel frames, synthesized alone
     (batch of one) without denoising, is streamed to its file chunk by chunk in bounded memory
     (:meth:`WaveGlow.infer_chunks`; the same audio as in one piece, up to float rounding).
     """
@@ -206,7 +206,7 @@ def _synthesize_inputs(
     batch_size: int,
     bar: tqdm,
 ) -> Iterator[tuple[int, FileResult]]:
-    """Read the inputs in order, synthesising each batch of ``batch_size`` readable ones (and the
+    """Read the inputs in order, synthesizing each batch of ``batch_size`` readable ones (and the
     last, shorter one); yields (index of the input, its outcome) as each outcome is known."""
     rate = synthesis.model.data_config.sampling_rate
     batch: list[_Item] = []
@@ -249,9 +249,9 @@ class _Synthesis:
     def write(
         self, batch: Sequence[_Item], progress: Callable[[int], object]
     ) -> Iterator[tuple[int, FileResult]]:
-        """Synthesise a batch into its files, yielding (index, outcome) per item; ``progress`` gets
+        """Synthesize a batch into its files, yielding (index, outcome) per item; ``progress`` gets
         the samples of each piece of audio written. A long item alone, not denoised, is streamed
-        to its file chunk by chunk; any other batch is synthesised in one pass."""
+        to its file chunk by chunk; any other batch is synthesized in one pass."""
         noises = [self._noise(item) for item in batch]
         if len(batch) == 1 and self.denoiser is None and batch[0].mel.size(1) > self.chunk_frames:
             yield batch[0].index, self._stream(batch[0], noises[0], progress)
@@ -264,7 +264,7 @@ class _Synthesis:
         noises: Sequence[torch.Tensor],
         progress: Callable[[int], object],
     ) -> Iterator[tuple[int, FileResult]]:
-        """Synthesise a batch in one pass (denoised if asked) and save each item's audio."""
+        """Synthesize a batch in one pass (denoised if asked) and save each item's audio."""
         audio = infer_batch(self.model, [item.mel for item in batch], noises, self.precision)
         for item, item_audio in zip(batch, audio, strict=True):
             if self.denoiser is not None:
@@ -286,7 +286,7 @@ class _Synthesis:
     def _stream(
         self, item: _Item, noise: torch.Tensor, progress: Callable[[int], object]
     ) -> FileResult:
-        """Synthesise one long item chunk by chunk straight into its wav file."""
+        """Synthesize one long item chunk by chunk straight into its wav file."""
         model = self.model
         parameter = next(model.parameters())
         mel = item.mel.unsqueeze(0).to(parameter.device, parameter.dtype)  # (1, M, F)
@@ -315,11 +315,11 @@ def infer_batch(
     noises: Sequence[torch.Tensor],
     precision: str | None = "fp32",
 ) -> list[torch.Tensor]:
-    """Synthesise mels (M, F_i) of different lengths in one pass; returns audio (F_i * hop,) each.
+    """Synthesize mels (M, F_i) of different lengths in one pass; returns audio (F_i * hop,) each.
 
     Mels are padded with log-silence and each z (G, F_i * hop / G) with zeros to the longest; the
     flow is told each item's length (``WaveGlow.infer(lengths=...)``), so its convolutions read
-    zeros past an item's end exactly as when the item is synthesised alone, and each output,
+    zeros past an item's end exactly as when the item is synthesized alone, and each output,
     trimmed to its own length, equals the item's own synthesis to float rounding.
     """
     hop, group = model.hop_length, model.n_group

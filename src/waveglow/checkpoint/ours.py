@@ -145,7 +145,7 @@ def values_held(state: Mapping[str, Any]) -> int:
 
 
 def check_finite(state: Mapping[str, torch.Tensor], source: str = "") -> None:
-    """Refuse weights with NaN or infinite values (they synthesise silence or noise), naming the
+    """Refuse weights with NaN or infinite values (they synthesize silence or noise), naming the
     first such tensor."""
     for name, tensor in state.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):

@@ -1,5 +1,5 @@
 """What a run reports: a tqdm bar, ``log.jsonl`` (one JSON object per event, for machines) and,
-with ``with_tensorboard``, TensorBoard events in ``logs/``; the audio synthesised at each
+with ``with_tensorboard``, TensorBoard events in ``logs/``; the audio synthesized at each
 validation goes to ``samples/``. Only rank 0 logs.
 """
 

@@ -263,7 +263,7 @@ def report_problems(trainer: Trainer) -> None:
 
 # ---------------------------------------------------------------------------- validation
 def evaluate(trainer: Trainer) -> float:
-    """Mean NLL over the held-out clips (fp32, rank 0) plus synthesised samples; logs both.
+    """Mean NLL over the held-out clips (fp32, rank 0) plus synthesized samples; logs both.
 
     Every rank calls it (it gathers the RNG states for ``best.pt``); rank 0 alone evaluates.
     """
@@ -278,7 +278,7 @@ def evaluate(trainer: Trainer) -> float:
         for sample in validation:
             z, log_det = model(sample.mel[None].to(device), sample.audio[None].to(device))
             losses.append(float(nll_loss(z, log_det, trainer.train_config.sigma)))
-        samples = _synthesise(trainer, validation)
+        samples = _synthesize(trainer, validation)
     model.train()
     loss = float(np.mean(losses)) if losses else math.nan
     progress = trainer.progress
@@ -308,10 +308,10 @@ def _validation_samples(trainer: Trainer) -> list[Sample]:
     return samples
 
 
-def _synthesise(
+def _synthesize(
     trainer: Trainer, validation: list[Sample]
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(reference audio, synthesised audio) for the first validation clips."""
+    """(reference audio, synthesized audio) for the first validation clips."""
     device = trainer.distributed.device
     generator = torch.Generator(device=device).manual_seed(trainer.train_config.seed)
     pairs = []
