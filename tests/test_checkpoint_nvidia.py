@@ -374,6 +374,23 @@ def test_pickle_naming_an_unknown_module_class_is_refused(monkeypatch, tmp_path)
         read_checkpoint(path)
 
 
+def write_legacy_file(
+    path: Path, pickler: type[pickle.Pickler], state: object, keys: list[str]
+) -> Path:
+    """A hand-made pre-1.6 torch file: its header, ``state`` pickled by ``pickler`` (whose
+    persistent ids name the storages) and the storage ``keys``, with no storage data at all."""
+    payload = io.BytesIO()
+    pickler(payload, protocol=2).dump(state)
+    path.write_bytes(
+        pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)  # torch's legacy magic number
+        + pickle.dumps(1001, protocol=2)
+        + pickle.dumps({"little_endian": True}, protocol=2)
+        + payload.getvalue()
+        + pickle.dumps(keys, protocol=2)
+    )
+    return path
+
+
 def test_storage_larger_than_the_file_is_refused_before_allocating(tmp_path):
     """A hand-made legacy file whose one storage claims 4 TB."""
 
@@ -391,15 +408,8 @@ def test_storage_larger_than_the_file_is_refused_before_allocating(tmp_path):
                 return ("storage", torch.FloatStorage, "0", "cpu", 10**12, None)
             return None
 
-    payload = io.BytesIO()
-    Pickler(payload, protocol=2).dump({"upsample.weight": HugeTensor()})
-    path = tmp_path / "huge.pt"
-    path.write_bytes(
-        pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)
-        + pickle.dumps(1001, protocol=2)
-        + pickle.dumps({"little_endian": True}, protocol=2)
-        + payload.getvalue()
-        + pickle.dumps(["0"], protocol=2)
+    path = write_legacy_file(
+        tmp_path / "huge.pt", Pickler, {"upsample.weight": HugeTensor()}, ["0"]
     )
     with pytest.raises(CheckpointError, match=r"huge\.pt: .*claims 4000000000000 bytes"):
         read_checkpoint(path)
@@ -560,16 +570,8 @@ def test_storages_together_may_not_claim_more_than_the_file(tmp_path):
             return None
 
     keys = [str(k) for k in range(4000)]
-    payload = io.BytesIO()
-    Pickler(payload, protocol=2).dump({f"t{key}": Tensor(key) for key in keys})
-    path = tmp_path / "many.pt"
-    path.write_bytes(
-        pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)
-        + pickle.dumps(1001, protocol=2)
-        + pickle.dumps({"little_endian": True}, protocol=2)
-        + payload.getvalue()
-        + pickle.dumps(keys, protocol=2)
-    )
+    state = {f"t{key}": Tensor(key) for key in keys}
+    path = write_legacy_file(tmp_path / "many.pt", Pickler, state, keys)
     assert path.stat().st_size > 1024  # each storage (1 KiB) fits in the file on its own
     with pytest.raises(CheckpointError, match=r"many\.pt: .*with the others, more than the file"):
         read_checkpoint(path)

@@ -44,6 +44,11 @@ def run(*args: str | Path) -> int:
     return main([str(arg) for arg in args])
 
 
+def synthesize(checkpoint: Path, inputs: list[Path], out: Path, *options: str) -> int:
+    """``waveglow synthesize -c CHECKPOINT INPUTS -o OUT -q OPTIONS``; its exit code."""
+    return run("synthesize", "-c", checkpoint, *inputs, "-o", out, "-q", *options)
+
+
 def leftovers(folder: Path) -> list[str]:
     return [p.name for p in folder.rglob("*") if p.name.startswith(".") or p.suffix == ".tmp"]
 
@@ -53,9 +58,7 @@ def test_synthesize_pt_npy_and_copy_synthesis(tmp_path, checkpoint, capsys):
     np.save(tmp_path / "b.npy", random_mel(11, 1).numpy())
     wav = stereo_wav(tmp_path / "c.wav")
     out = tmp_path / "out"
-    code = run(
-        "synthesize", "-c", checkpoint, tmp_path / "a.pt", tmp_path / "b.npy", wav, "-o", out, "-q"
-    )
+    code = synthesize(checkpoint, [tmp_path / "a.pt", tmp_path / "b.npy", wav], out)
     assert code == 0
     resampled = len(load_audio(wav, 22050)[0])
     assert len(read_pcm(out / f"a{OUTPUT_SUFFIX}")) == 20 * HOP
@@ -70,20 +73,7 @@ def test_seed_makes_output_reproducible(tmp_path, checkpoint):
     torch.save(random_mel(15, 2), tmp_path / "m.pt")
     outputs = {}
     for name, seed in [("one", "4"), ("two", "4"), ("three", "5")]:
-        assert (
-            run(
-                "synthesize",
-                "-c",
-                checkpoint,
-                tmp_path / "m.pt",
-                "-o",
-                tmp_path / name,
-                "--seed",
-                seed,
-                "-q",
-            )
-            == 0
-        )
+        assert synthesize(checkpoint, [tmp_path / "m.pt"], tmp_path / name, "--seed", seed) == 0
         outputs[name] = read_pcm(tmp_path / name / f"m{OUTPUT_SUFFIX}")
     np.testing.assert_array_equal(outputs["one"], outputs["two"])
     assert np.abs(outputs["one"].astype(int) - outputs["three"]).max() > 100
@@ -96,18 +86,8 @@ def test_batch_size_two_equals_batch_size_one(tmp_path, checkpoint):
         torch.save(random_mel(frames, 10 + index), tmp_path / f"u{index}.pt")
         inputs.append(tmp_path / f"u{index}.pt")
     for batch in ("1", "2"):
-        code = run(
-            "synthesize",
-            "-c",
-            checkpoint,
-            *inputs,
-            "-o",
-            tmp_path / batch,
-            "--seed",
-            "3",
-            "--batch-size",
-            batch,
-            "-q",
+        code = synthesize(
+            checkpoint, inputs, tmp_path / batch, "--seed", "3", "--batch-size", batch
         )
         assert code == 0
     for index, frames in enumerate(lengths):
@@ -121,18 +101,8 @@ def test_batch_size_two_equals_batch_size_one(tmp_path, checkpoint):
 def test_denoise_option_changes_output(tmp_path, checkpoint):
     torch.save(random_mel(25, 3), tmp_path / "m.pt")
     for name, strength in [("plain", "0"), ("denoised", "0.5")]:
-        run(
-            "synthesize",
-            "-c",
-            checkpoint,
-            tmp_path / "m.pt",
-            "-o",
-            tmp_path / name,
-            "--seed",
-            "1",
-            "--denoise",
-            strength,
-            "-q",
+        synthesize(
+            checkpoint, [tmp_path / "m.pt"], tmp_path / name, "--seed", "1", "--denoise", strength
         )
     plain = read_pcm(tmp_path / "plain" / f"m{OUTPUT_SUFFIX}").astype(int)
     denoised = read_pcm(tmp_path / "denoised" / f"m{OUTPUT_SUFFIX}").astype(int)
@@ -148,9 +118,7 @@ def test_bad_inputs_one_line_each_good_files_written(tmp_path, checkpoint, capsy
     stereo_wav(tmp_path / "also_good.wav")
     bad = ["missing.npy", "empty.wav", "corrupt.pt", "channels.pt", "nan.npy"]
     inputs = [tmp_path / name for name in ["good.pt", *bad, "also_good.wav"]]
-    code = run(
-        "synthesize", "-c", checkpoint, *inputs, "-o", tmp_path / "out", "-q", "--batch-size", "2"
-    )
+    code = synthesize(checkpoint, inputs, tmp_path / "out", "--batch-size", "2")
     assert code == 1
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == len(bad)
@@ -360,7 +328,7 @@ def test_bench_usage_errors_are_one_line_exit_2(checkpoint, capsys, args, needle
 
 def test_out_of_range_input_is_one_warning_line(tmp_path, checkpoint, capsys):
     np.save(tmp_path / "absurd.npy", np.full((8, 6), 1e30, dtype=np.float32))
-    assert run("synthesize", "-c", checkpoint, tmp_path / "absurd.npy", "-o", tmp_path, "-q") == 0
+    assert synthesize(checkpoint, [tmp_path / "absurd.npy"], tmp_path) == 0
     error = capsys.readouterr().err
     assert error.startswith(f"waveglow: warning: {tmp_path / 'absurd.npy'}: the mel's values")
     assert error.count("\n") == 1
@@ -425,7 +393,7 @@ def test_a_full_disk_fails_that_file_and_the_batch_goes_on(
 
     monkeypatch.setattr(audio.soundfile, "write", write)
     out = tmp_path / "out"
-    assert run("synthesize", "-c", checkpoint, *inputs, "-o", out, "-q") == 1
+    assert synthesize(checkpoint, inputs, out) == 1
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith(f"waveglow: error: {out / f'm1{OUTPUT_SUFFIX}'}: cannot write (")
@@ -518,9 +486,7 @@ def _mel_file(folder: Path, frames: int, seed: int = 0) -> Path:
 
 
 def _synthesize(checkpoint: Path, mel: Path, out: Path, *extra: str) -> np.ndarray:
-    code = main(["synthesize", "-c", str(checkpoint), str(mel), "-o", str(out), "--seed", "4",
-                 "-q", *extra])  # fmt: skip
-    assert code == 0
+    assert synthesize(checkpoint, [mel], out, "--seed", "4", *extra) == 0
     pcm, _ = soundfile.read(out / f"long{OUTPUT_SUFFIX}", dtype="int16")
     return pcm.astype(int)
 

@@ -372,12 +372,21 @@ def _wait_for_step(output: Path, step: int, process: subprocess.Popen, limit: fl
     raise AssertionError(f"training did not reach step {step}")
 
 
+def _run_to_step(
+    corpus: Path, tmp_path: Path, step: int, **train_fields
+) -> tuple[Path, Config, subprocess.Popen]:
+    """A long ``waveglow train`` subprocess that has reached ``step``: (its output folder, its
+    config, the process)."""
+    output = tmp_path / "run"
+    config = _config(corpus, output, max_iters=10_000, **train_fields)
+    process = _start(config, tmp_path)
+    _wait_for_step(output, step, process)
+    return output, config, process
+
+
 @pytest.mark.slow
 def test_kill_9_then_resume_loses_at_most_one_interval(corpus, tmp_path):
-    output = tmp_path / "run"
-    config = _config(corpus, output, max_iters=10_000, iters_per_checkpoint=4)
-    process = _start(config, tmp_path)
-    _wait_for_step(output, 10, process)
+    output, config, process = _run_to_step(corpus, tmp_path, 10, iters_per_checkpoint=4)
     process.send_signal(signal.SIGKILL)
     process.wait()
     reached = max(entry["step"] for entry in _log(output, "step"))
@@ -397,10 +406,7 @@ def test_kill_9_then_resume_loses_at_most_one_interval(corpus, tmp_path):
 
 @pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(corpus, tmp_path):
-    output = tmp_path / "run"
-    config = _config(corpus, output, max_iters=10_000, iters_per_checkpoint=1000)
-    process = _start(config, tmp_path)
-    _wait_for_step(output, 3, process)
+    output, _, process = _run_to_step(corpus, tmp_path, 3, iters_per_checkpoint=1000)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 0, process.stdout.read()
     stop = _log(output, "stop")[-1]

@@ -137,17 +137,23 @@ def mel_transform(config: Config) -> MelSpectrogram:
 
 
 # ---------------------------------------------------------------------------- audio files
+def _nonempty_file(path: str | Path) -> Path:
+    """``path``, or an :class:`AudioError` when it is no file or an empty one."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: the file is empty")
+    return path
+
+
 def load_audio(path: str | Path, sampling_rate: int | None = 22050) -> tuple[np.ndarray, int]:
     """Read any file soundfile reads as float32 mono in [-1, 1], resampled (soxr) to ``sampling_rate``.
 
     Integer PCM becomes value / 32768 exactly (as NVIDIA's ``mel2samp.py``); several channels are
     averaged. Returns ``(audio, rate)``; ``sampling_rate=None`` keeps the file's rate.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: the file is empty")
+    path = _nonempty_file(path)
     try:
         data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:
@@ -297,11 +303,7 @@ def load_mel(path: str | Path, n_mel_channels: int = WaveGlowConfig.n_mel_channe
 
     A batch dimension of 1 is accepted and dropped. Never executes code from the file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: the file is empty")
+    path = _nonempty_file(path)
     try:
         mel = _read_mel_file(path)
     except Exception as error:  # noqa: BLE001 - any failure to parse is the file's fault
