@@ -263,7 +263,7 @@ def festival_clips(output: Path, sentences: Sequence[str], progress: bool) -> It
             text_file, wav_file = Path(folder) / "text.txt", Path(folder) / "out.wav"
             text_file.write_text(sentence + "\n", encoding="utf-8")
             command = ["text2wave", "-eval", f"(voice_{FESTIVAL_VOICE})", "-o", str(wav_file)]
-            run_synthesiser([*command, str(text_file)], "text2wave", wav_file)
+            run_synthesizer([*command, str(text_file)], "text2wave", wav_file)
             audio = read_resampled(wav_file)
         identifier = f"slt_{number:04d}"
         save_wav(output / "wavs" / f"{identifier}.wav", audio, RATE)
@@ -281,7 +281,7 @@ def espeak_clips(
         with tempfile.TemporaryDirectory() as folder:
             wav_file = Path(folder) / "out.wav"
             command = ["espeak-ng", "-v", voice, "-w", str(wav_file), sentence]
-            run_synthesiser(command, "espeak-ng", wav_file)
+            run_synthesizer(command, "espeak-ng", wav_file)
             audio = read_resampled(wav_file)
         speaker = "espeak-" + re.sub(r"[^a-z0-9]+", "-", voice.lower())
         identifier = f"{speaker}_{number:04d}"
@@ -291,7 +291,7 @@ def espeak_clips(
         )
 
 
-def run_synthesiser(command: Sequence[str], program: str, wav_file: Path) -> None:
+def run_synthesizer(command: Sequence[str], program: str, wav_file: Path) -> None:
     result = subprocess.run(command, capture_output=True, check=False)
     if result.returncode != 0 or not wav_file.is_file() or wav_file.stat().st_size <= 44:
         message = result.stderr.decode(errors="replace").strip() or "no audio written"
@@ -374,14 +374,14 @@ LICENCES = {
         "silences left out. Anything made from these clips is shared under CC-BY-SA-3.0."
     ),
     "festival": (
-        "Synthesised by the Festival Speech Synthesis System with the HTS voice "
+        "Synthesized by the Festival Speech Synthesis System with the HTS voice "
         "cmu_us_slt_arctic_hts (Debian package festvox-us-slt-hts; voice (c) 2003 Carnegie "
         "Mellon University, licence EST-2003, a BSD-style licence permitting free use and "
         "redistribution with its notice; speaker SLT of the CMU ARCTIC databases). The sentences "
         "were written for this project (BSD-3-Clause)."
     ),
     "espeak": (
-        "Synthesised by eSpeak NG (Debian package espeak-ng, GPL-3.0-or-later; the speech it "
+        "Synthesized by eSpeak NG (Debian package espeak-ng, GPL-3.0-or-later; the speech it "
         "outputs is not covered by the program's licence). The sentences were written for this "
         "project (BSD-3-Clause)."
     ),

@@ -147,7 +147,7 @@ def evaluate_checkpoint(recipe: Path, run: Path, corpus: Path, checkpoint: Path 
     return row
 
 
-JUDGED = {  # the metrics issue 10 judges runs by: key, title, higher is better
+JUDGED = {  # the metrics docs/race.md judges runs by: key, title, higher is better
     "stoi": ("STOI", True),
     "estoi": ("ESTOI", True),
     "log_mel_l1": ("log-mel L1", False),

@@ -10,7 +10,7 @@ from types import ModuleType
 import pytest
 import torch
 
-from waveglow import DataConfig, WaveGlow, WaveGlowConfig, WNConfig
+from waveglow import DataConfig, WaveGlow, WaveGlowConfig, WNConfig, save
 
 # NVIDIA/waveglow's published config.json, key for key.
 NVIDIA_CONFIG = {
@@ -59,22 +59,45 @@ TINY = WaveGlowConfig(
 TINY_DATA = DataConfig(filter_length=64, hop_length=16, win_length=64, mel_fmax=8000.0)
 
 
+def make_model(
+    config: WaveGlowConfig = TINY,
+    data_config: DataConfig = TINY_DATA,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    end_std: float | None = 0.1,
+) -> WaveGlow:
+    """A WaveGlow built after ``torch.manual_seed(seed)``. With ``end_std``, its zero-initialised
+    ``end`` layers get random weights of that standard deviation, so that every coupling really
+    transforms (a freshly initialised flow is only the 1x1 convolutions)."""
+    torch.manual_seed(seed)
+    model = WaveGlow(config, data_config).to(dtype)
+    if end_std is not None:
+        with torch.no_grad():
+            for wn in model.WN:
+                wn.end.weight.normal_(0, end_std)
+                wn.end.bias.normal_(0, end_std)
+    return model
+
+
 def make_tiny(
     seed: int = 0,
     dtype: torch.dtype = torch.float32,
     active: bool = True,
     config: WaveGlowConfig = TINY,
 ) -> WaveGlow:
-    """A tiny WaveGlow; ``active`` gives the zero-initialised ``end`` layers random weights so that
-    every coupling really transforms (a freshly initialised flow is only the 1x1 convolutions)."""
-    torch.manual_seed(seed)
-    model = WaveGlow(config, TINY_DATA).to(dtype)
-    if active:
-        with torch.no_grad():
-            for wn in model.WN:
-                wn.end.weight.normal_(0, 0.1)
-                wn.end.bias.normal_(0, 0.1)
-    return model
+    """A tiny WaveGlow (``config``, :data:`TINY_DATA`); ``active``: its couplings transform."""
+    return make_model(config, TINY_DATA, seed, dtype, end_std=0.1 if active else None)
+
+
+def random_mel(frames: int, seed: int, bins: int = TINY.n_mel_channels) -> torch.Tensor:
+    """A random mel (M, F) in the range of Tacotron 2 log-mels."""
+    return torch.randn(bins, frames, generator=torch.Generator().manual_seed(seed)) * 2 - 5
+
+
+@pytest.fixture
+def checkpoint(tmp_path: Path) -> Path:
+    """The tiny model saved in our format."""
+    return save(make_tiny(), tmp_path / "tiny.pt")
 
 
 @pytest.fixture

@@ -9,14 +9,18 @@ weight-norm hook, the way NVIDIA's ``glow.py`` built them; the caller registers 
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 import types
 import warnings
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 from torch import nn
 
+from conftest import TINY, TINY_DATA
 from waveglow import DataConfig, WaveGlow, WaveGlowConfig, WNConfig
 
 SMALL = WaveGlowConfig(
@@ -212,3 +216,41 @@ def glow_old_infer(model: WaveGlow, mel: torch.Tensor, z: torch.Tensor) -> torch
                 x = torch.cat([early[:, -size:], x], 1)
                 early = early[:, :-size]
     return x.transpose(1, 2).reshape(batch, steps * config.n_group)
+
+
+PICKLE_VARIANTS = {  # module name, per-layer cond_layers, split res/skip, layout suffix
+    "fused": ("glow", False, False, ""),
+    "cond-layers": ("glow", True, False, "+cond-layers"),
+    "glow-split": ("glow", True, True, "+cond-layers+res-skip-split"),  # glow.py before 8a5d43f
+    "glow-old": ("glow_old", True, True, "+cond-layers+res-skip-split"),
+    "glow-old-converted": ("glow_old", True, False, "+cond-layers"),  # NVIDIA's convert_model.py
+}
+
+
+def write_official_pickle(
+    monkeypatch: pytest.MonkeyPatch,
+    path: Path,
+    variant: str = "fused",
+    legacy: bool = False,
+    full_dict: bool = True,
+) -> torch.nn.Module:
+    """Save like NVIDIA's train.py with a throwaway ``glow`` module, then unregister it."""
+    name, cond_layers, res_skip_split, _ = PICKLE_VARIANTS[variant]
+    config = dataclasses.replace(TINY, swap_odd_couplings=name == "glow_old")  # glow_old's maths
+    source = make_source(config, TINY_DATA)  # hop 16: only the pickled stride can tell
+    module = glow_module(name, cond_layers, res_skip_split)
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, name, module)
+        model = official_model(module, source)
+        payload = model
+        if full_dict:
+            optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+            payload = {
+                "model": model,
+                "iteration": 580000,
+                "optimizer": optimizer.state_dict(),
+                "learning_rate": 1e-4,
+            }
+        save_torch(payload, path, legacy=legacy)
+    assert name not in sys.modules  # our loader must not need NVIDIA's code
+    return source

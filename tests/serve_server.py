@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import httpx
-import torch
 
-from waveglow import DataConfig, WaveGlow, WaveGlowConfig, WNConfig, save
+from conftest import make_model
+from waveglow import DataConfig, WaveGlowConfig, WNConfig, save
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 # Tiny flows, but the real mel (80 bands, hop 256, 22050 Hz) so uploads behave as in production.
@@ -30,14 +30,8 @@ RATE = 22050
 
 
 def write_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
-    """A tiny random WaveGlow whose couplings all transform (as conftest.make_tiny)."""
-    torch.manual_seed(seed)
-    model = WaveGlow(SERVE_TINY, DataConfig())
-    with torch.no_grad():
-        for wn in model.WN:
-            wn.end.weight.normal_(0, 0.1)
-            wn.end.bias.normal_(0, 0.1)
-    return save(model.remove_weight_norm(), path)
+    """A tiny random WaveGlow whose couplings all transform."""
+    return save(make_model(SERVE_TINY, DataConfig(), seed).remove_weight_norm(), path)
 
 
 def free_port() -> int:

@@ -12,7 +12,7 @@ import soundfile
 import torch
 
 from waveglow import DataConfig, MelSpectrogram, load_audio, load_mel, save_mel, save_wav
-from waveglow.audio import AudioError, mel_filters
+from waveglow.audio import SILENCE, AudioError, mel_filters
 
 RATE = 22050
 
@@ -107,6 +107,7 @@ def test_mel_batch_equals_items_and_floor():
     assert mel.shape == (2, 80, 1 + audio.shape[1] // 256)
     torch.testing.assert_close(mel[0], MelSpectrogram()(audio[0]))
     torch.testing.assert_close(mel[1], torch.full_like(mel[1], float(np.log(1e-5))))
+    torch.testing.assert_close(mel[1], torch.full_like(mel[1], SILENCE))  # what pads batches
 
 
 # ---------------------------------------------------------------------------- audio files

@@ -36,6 +36,15 @@ def test_round_trip(tmp_path, source, suffix, weight_norm):
     assert_same_model(source, trainable)
 
 
+@pytest.mark.parametrize("weight_norm", [True, False], ids=["weight-norm", "folded"])
+def test_a_checkpoint_counts_its_parameters_and_knows_its_weight_norm(tmp_path, weight_norm):
+    model = make_source(TINY, TINY_DATA)
+    model = model if weight_norm else model.remove_weight_norm()
+    checkpoint = read_checkpoint(save(model, tmp_path / "model.pt"))
+    assert checkpoint.parameter_count == sum(p.numel() for p in model.parameters())
+    assert checkpoint.has_weight_norm is weight_norm
+
+
 def test_torch_file_reads_with_plain_weights_only_load(tmp_path, source):
     path = save(source, tmp_path / "model.pt", step=12, optimizer={"lr": 1e-4})
     payload = torch.load(path, weights_only=True)  # no allow-list needed
@@ -107,7 +116,7 @@ def test_build_model_lists_key_mismatches(tmp_path, source):
     assert "Unexpected: WN.0.extra" in str(error.value)
 
 
-def test_bundled_demo_model_loads_and_synthesises():
+def test_bundled_demo_model_loads_and_synthesizes():
     model = waveglow.load("demo")
     config = model.config
     mel = torch.full((1, config.n_mel_channels, 4), -5.0)

@@ -1,8 +1,10 @@
-"""The ``waveglow`` command line end to end, in a temporary folder with a tiny model."""
+"""The ``waveglow`` command line end to end, in a temporary folder with a tiny model (speed options:
+--precision, streaming of long inputs, export, at the end)."""
 
 from __future__ import annotations
 
 import errno
+import inspect
 import os
 import re
 import subprocess
@@ -15,21 +17,14 @@ import soundfile
 import torch
 
 import waveglow
-from conftest import TINY_DATA, make_tiny
-from waveglow import MelSpectrogram, load, load_audio, save
+from conftest import TINY_DATA, make_tiny, random_mel
+from waveglow import MelSpectrogram, WaveGlow, load, load_audio, save
+from waveglow.backends import resolve_precision
 from waveglow.cli import main
+from waveglow.export import example_inputs
 from waveglow.synthesize import OUTPUT_SUFFIX
 
 HOP = TINY_DATA.hop_length
-
-
-@pytest.fixture
-def checkpoint(tmp_path: Path) -> Path:
-    return save(make_tiny(), tmp_path / "tiny.pt")
-
-
-def random_mel(frames: int, seed: int, bins: int = 8) -> torch.Tensor:
-    return torch.randn(bins, frames, generator=torch.Generator().manual_seed(seed)) * 2 - 5
 
 
 def read_pcm(path: Path) -> np.ndarray:
@@ -49,6 +44,11 @@ def run(*args: str | Path) -> int:
     return main([str(arg) for arg in args])
 
 
+def synthesize(checkpoint: Path, inputs: list[Path], out: Path, *options: str) -> int:
+    """``waveglow synthesize -c CHECKPOINT INPUTS -o OUT -q OPTIONS``; its exit code."""
+    return run("synthesize", "-c", checkpoint, *inputs, "-o", out, "-q", *options)
+
+
 def leftovers(folder: Path) -> list[str]:
     return [p.name for p in folder.rglob("*") if p.name.startswith(".") or p.suffix == ".tmp"]
 
@@ -58,9 +58,7 @@ def test_synthesize_pt_npy_and_copy_synthesis(tmp_path, checkpoint, capsys):
     np.save(tmp_path / "b.npy", random_mel(11, 1).numpy())
     wav = stereo_wav(tmp_path / "c.wav")
     out = tmp_path / "out"
-    code = run(
-        "synthesize", "-c", checkpoint, tmp_path / "a.pt", tmp_path / "b.npy", wav, "-o", out, "-q"
-    )
+    code = synthesize(checkpoint, [tmp_path / "a.pt", tmp_path / "b.npy", wav], out)
     assert code == 0
     resampled = len(load_audio(wav, 22050)[0])
     assert len(read_pcm(out / f"a{OUTPUT_SUFFIX}")) == 20 * HOP
@@ -75,20 +73,7 @@ def test_seed_makes_output_reproducible(tmp_path, checkpoint):
     torch.save(random_mel(15, 2), tmp_path / "m.pt")
     outputs = {}
     for name, seed in [("one", "4"), ("two", "4"), ("three", "5")]:
-        assert (
-            run(
-                "synthesize",
-                "-c",
-                checkpoint,
-                tmp_path / "m.pt",
-                "-o",
-                tmp_path / name,
-                "--seed",
-                seed,
-                "-q",
-            )
-            == 0
-        )
+        assert synthesize(checkpoint, [tmp_path / "m.pt"], tmp_path / name, "--seed", seed) == 0
         outputs[name] = read_pcm(tmp_path / name / f"m{OUTPUT_SUFFIX}")
     np.testing.assert_array_equal(outputs["one"], outputs["two"])
     assert np.abs(outputs["one"].astype(int) - outputs["three"]).max() > 100
@@ -101,18 +86,8 @@ def test_batch_size_two_equals_batch_size_one(tmp_path, checkpoint):
         torch.save(random_mel(frames, 10 + index), tmp_path / f"u{index}.pt")
         inputs.append(tmp_path / f"u{index}.pt")
     for batch in ("1", "2"):
-        code = run(
-            "synthesize",
-            "-c",
-            checkpoint,
-            *inputs,
-            "-o",
-            tmp_path / batch,
-            "--seed",
-            "3",
-            "--batch-size",
-            batch,
-            "-q",
+        code = synthesize(
+            checkpoint, inputs, tmp_path / batch, "--seed", "3", "--batch-size", batch
         )
         assert code == 0
     for index, frames in enumerate(lengths):
@@ -126,18 +101,8 @@ def test_batch_size_two_equals_batch_size_one(tmp_path, checkpoint):
 def test_denoise_option_changes_output(tmp_path, checkpoint):
     torch.save(random_mel(25, 3), tmp_path / "m.pt")
     for name, strength in [("plain", "0"), ("denoised", "0.5")]:
-        run(
-            "synthesize",
-            "-c",
-            checkpoint,
-            tmp_path / "m.pt",
-            "-o",
-            tmp_path / name,
-            "--seed",
-            "1",
-            "--denoise",
-            strength,
-            "-q",
+        synthesize(
+            checkpoint, [tmp_path / "m.pt"], tmp_path / name, "--seed", "1", "--denoise", strength
         )
     plain = read_pcm(tmp_path / "plain" / f"m{OUTPUT_SUFFIX}").astype(int)
     denoised = read_pcm(tmp_path / "denoised" / f"m{OUTPUT_SUFFIX}").astype(int)
@@ -153,9 +118,7 @@ def test_bad_inputs_one_line_each_good_files_written(tmp_path, checkpoint, capsy
     stereo_wav(tmp_path / "also_good.wav")
     bad = ["missing.npy", "empty.wav", "corrupt.pt", "channels.pt", "nan.npy"]
     inputs = [tmp_path / name for name in ["good.pt", *bad, "also_good.wav"]]
-    code = run(
-        "synthesize", "-c", checkpoint, *inputs, "-o", tmp_path / "out", "-q", "--batch-size", "2"
-    )
+    code = synthesize(checkpoint, inputs, tmp_path / "out", "--batch-size", "2")
     assert code == 1
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == len(bad)
@@ -365,7 +328,7 @@ def test_bench_usage_errors_are_one_line_exit_2(checkpoint, capsys, args, needle
 
 def test_out_of_range_input_is_one_warning_line(tmp_path, checkpoint, capsys):
     np.save(tmp_path / "absurd.npy", np.full((8, 6), 1e30, dtype=np.float32))
-    assert run("synthesize", "-c", checkpoint, tmp_path / "absurd.npy", "-o", tmp_path, "-q") == 0
+    assert synthesize(checkpoint, [tmp_path / "absurd.npy"], tmp_path) == 0
     error = capsys.readouterr().err
     assert error.startswith(f"waveglow: warning: {tmp_path / 'absurd.npy'}: the mel's values")
     assert error.count("\n") == 1
@@ -375,6 +338,7 @@ _SIGTERM_AFTER_WRITING = """
 import os, signal, sys
 import soundfile
 from waveglow.cli import main
+from waveglow.export import example_inputs
 
 real_write = soundfile.write
 
@@ -429,7 +393,7 @@ def test_a_full_disk_fails_that_file_and_the_batch_goes_on(
 
     monkeypatch.setattr(audio.soundfile, "write", write)
     out = tmp_path / "out"
-    assert run("synthesize", "-c", checkpoint, *inputs, "-o", out, "-q") == 1
+    assert synthesize(checkpoint, inputs, out) == 1
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith(f"waveglow: error: {out / f'm1{OUTPUT_SUFFIX}'}: cannot write (")
@@ -513,3 +477,85 @@ def test_the_bundled_model_carries_no_machine_path_and_its_true_training(capsys)
     out = capsys.readouterr().out
     assert "training_files" not in out and "/work/" not in out.replace("src/waveglow", "")
     assert '"steps": 6200' in out and '"precision": "fp32"' in out
+
+
+# ---------------------------------------------------------------------------- speed options
+def _mel_file(folder: Path, frames: int, seed: int = 0) -> Path:
+    torch.save(random_mel(frames, seed), folder / "long.pt")
+    return folder / "long.pt"
+
+
+def _synthesize(checkpoint: Path, mel: Path, out: Path, *extra: str) -> np.ndarray:
+    assert synthesize(checkpoint, [mel], out, "--seed", "4", *extra) == 0
+    pcm, _ = soundfile.read(out / f"long{OUTPUT_SUFFIX}", dtype="int16")
+    return pcm.astype(int)
+
+
+def test_long_input_is_streamed_in_chunks_to_the_same_audio(tmp_path, checkpoint):
+    mel = _mel_file(tmp_path, 41)
+    whole = _synthesize(checkpoint, mel, tmp_path / "whole")
+    streamed = _synthesize(checkpoint, mel, tmp_path / "chunks", "--chunk-frames", "6")
+    assert len(streamed) == len(whole) == 41 * TINY_DATA.hop_length
+    assert np.abs(streamed - whole).max() <= 1  # int16 rounding at most
+    assert sorted(p.name for p in (tmp_path / "chunks").iterdir()) == [f"long{OUTPUT_SUFFIX}"]
+
+
+@pytest.mark.parametrize("precision", ["bf16", "auto", "fp32"])
+def test_precision_option(tmp_path, checkpoint, precision, monkeypatch):
+    mel = _mel_file(tmp_path, 12)
+    reference = _synthesize(checkpoint, mel, tmp_path / "default")
+    received: list[str] = []
+    decode = WaveGlow.decode
+
+    def recording_decode(*args, **kwargs):
+        received.append(inspect.signature(decode).bind(*args, **kwargs).arguments["precision"])
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(WaveGlow, "decode", recording_decode)
+    other = _synthesize(checkpoint, mel, tmp_path / precision, "--precision", precision)
+    assert received and set(received) == {precision}  # the option reached the model as given
+    difference = np.abs(other - reference).max()
+    assert difference <= 0.01 * np.abs(reference).max()
+    if resolve_precision(precision) != torch.float32:
+        assert difference > 0  # and changed its arithmetic (the default is fp32)
+
+
+def test_unknown_precision_is_a_usage_error(tmp_path, checkpoint, capsys):
+    code = main(["synthesize", "-c", str(checkpoint), "x.pt", "-o", str(tmp_path),
+                 "--precision", "int8"])  # fmt: skip
+    assert code == 2
+    assert "--precision" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+def test_export_torchscript_command(tmp_path, checkpoint, capsys):
+    out = tmp_path / "tiny.ts"
+    assert main(["export", "--format", "torchscript", str(checkpoint), str(out)]) == 0
+    assert "exported" in capsys.readouterr().out
+    model = waveglow.load(checkpoint)
+    mel, z = example_inputs(model, 9, 2)
+    torch.testing.assert_close(torch.jit.load(str(out))(mel, z), model.infer(mel, z=z))
+
+
+def test_export_onnx_command_subprocess(tmp_path, checkpoint):
+    pytest.importorskip("onnx", reason="ONNX export needs the onnx package (extra 'export')")
+    runtime = pytest.importorskip("onnxruntime", reason="needs onnxruntime (extra 'export')")
+    out = tmp_path / "tiny.onnx"
+    env = {**os.environ, "PYTHONPATH": str(Path(waveglow.__file__).parents[1])}
+    result = subprocess.run(
+        [sys.executable, "-m", "waveglow", "export", str(checkpoint), str(out)],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    model = waveglow.load(checkpoint)
+    mel, z = example_inputs(model, 7, 1)
+    session = runtime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    (audio,) = session.run(None, {"mel": mel.numpy(), "z": z.numpy()})
+    torch.testing.assert_close(torch.from_numpy(audio), model.infer(mel, z=z), rtol=1e-4, atol=1e-4)
+
+
+def test_export_of_a_missing_checkpoint_is_one_line(tmp_path, capsys):
+    assert main(["export", str(tmp_path / "missing.pt"), str(tmp_path / "x.onnx")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("waveglow: error:") and "missing.pt" in err and "\n" not in err
+    assert not (tmp_path / "x.onnx").exists()

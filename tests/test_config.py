@@ -11,7 +11,7 @@ import torch
 from conftest import NVIDIA_CONFIG
 from waveglow import Config, WaveGlow, load_config
 from waveglow.backends import cpu_has_bf16_matmul
-from waveglow.config import ConfigError
+from waveglow.config import ConfigError, apply_overrides, model_overrides
 
 
 def test_nvidia_config_loads_as_is(tmp_path):
@@ -84,21 +84,15 @@ def test_model_derives_upsampler_from_data_config():
     ],
 )
 def test_values_of_the_wrong_type_are_named(override, message):
-    from waveglow.train import apply_overrides
-
     with pytest.raises(ConfigError, match=re.escape(message)):
         apply_overrides(Config(), [override])
 
 
 def test_an_int_is_a_float():
-    from waveglow.train import apply_overrides
-
     assert apply_overrides(Config(), ["train.learning_rate=1"]).train_config.learning_rate == 1
 
 
 def test_auto_precision_follows_the_hardware():
-    from waveglow.train import apply_overrides
-
     config = apply_overrides(Config(), ["train.precision=auto", "train.fp16_run=true"])
     resolved = config.train_config.resolve_auto(torch.device("cpu"))
     assert resolved.amp_precision == ("bf16" if cpu_has_bf16_matmul() else "fp32")
@@ -110,8 +104,6 @@ def test_auto_precision_follows_the_hardware():
     ("precision", "expected"), [("fp32", "conv"), ("bf16", "gemm"), ("fp16", "gemm")]
 )
 def test_auto_wn_implementation_follows_the_precision(precision, expected):
-    from waveglow.train import apply_overrides
-
     config = apply_overrides(
         Config(), [f"train.precision={precision}", "train.wn_implementation=auto"]
     )
@@ -119,3 +111,32 @@ def test_auto_wn_implementation_follows_the_precision(precision, expected):
     assert (resolved.precision, resolved.wn_implementation) == (precision, expected)
     chosen = apply_overrides(config, ["train.wn_implementation=conv"]).train_config
     assert chosen.resolve_auto(torch.device("cpu")).wn_implementation == "conv"
+
+
+def test_overrides_parse_values_and_reject_unknown_keys():
+    config = apply_overrides(
+        Config(),
+        [
+            "train_config.batch_size=3",
+            "train.precision=bf16",
+            "waveglow_config.WN_config.n_channels=64",
+            "data.mel_fmax=null",
+            "train.output_directory=runs/x",
+        ],
+    )
+    assert config.train_config.batch_size == 3
+    assert config.train_config.precision == "bf16"
+    assert config.waveglow_config.WN_config.n_channels == 64
+    assert config.data_config.mel_fmax is None
+    assert config.train_config.output_directory == "runs/x"
+    with pytest.raises(ConfigError, match="unknown key"):
+        apply_overrides(Config(), ["train.batch_sise=3"])
+    with pytest.raises(ConfigError, match="section.key=value"):
+        apply_overrides(Config(), ["train.batch_size"])
+    with pytest.raises(ConfigError, match="precision"):
+        apply_overrides(Config(), ["train.precision=fp8"])
+
+
+def test_model_overrides_are_the_architecture_settings():
+    overrides = ["waveglow.WN.n_channels=16", "train.batch_size=2", "waveglow_config.n_flows=4"]
+    assert model_overrides(overrides) == ["waveglow.WN.n_channels", "waveglow_config.n_flows"]

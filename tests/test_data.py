@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from conftest import TINY_DATA
 from corpus import harmonic_clip, make_folder_corpus, write_clip
 from waveglow.audio import MelSpectrogram
+from waveglow.config import DataConfig
 from waveglow.data import (
     DataError,
     ResumableSampler,
@@ -27,6 +28,11 @@ from waveglow.data import (
 )
 
 DATA = dataclasses.replace(TINY_DATA, segment_length=1024)
+
+
+def tiny_mel(config: DataConfig = DATA) -> MelSpectrogram:
+    """The mel of the tiny test model (8 bins)."""
+    return MelSpectrogram(config, 8)
 
 
 # ---------------------------------------------------------------------------- layouts
@@ -145,12 +151,12 @@ def test_split_is_written_and_reused(tmp_path):
 def test_segments_are_slices_with_their_mel_and_depend_on_epoch(tmp_path):
     path = write_clip(tmp_path / "a.wav", seed=5, seconds=0.3)
     audio = soundfile.read(str(path), dtype="float32")[0]
-    dataset = SegmentDataset([Utterance(path)], DATA, n_mel_channels=8, seed=1)
+    dataset = SegmentDataset([Utterance(path)], tiny_mel(), seed=1)
     sample = dataset[0]
     assert sample.audio.shape == (1024,) and sample.failed == ()
     start = _find(audio, sample.audio.numpy())
     assert start is not None
-    expected_mel = MelSpectrogram(DATA, 8)(sample.audio)
+    expected_mel = tiny_mel()(sample.audio)
     torch.testing.assert_close(sample.mel, expected_mel)
     assert torch.equal(dataset[0].audio, sample.audio)  # same (seed, epoch, index): same slice
     starts = set()
@@ -170,11 +176,11 @@ def _find(audio: np.ndarray, segment: np.ndarray) -> int | None:
 def test_short_clip_is_zero_padded_and_centred_segments_are_fixed(tmp_path):
     short = write_clip(tmp_path / "short.wav", seed=1, seconds=0.02)
     audio = soundfile.read(str(short), dtype="float32")[0]
-    sample = SegmentDataset([Utterance(short)], DATA, 8)[0]
+    sample = SegmentDataset([Utterance(short)], tiny_mel())[0]
     assert torch.equal(sample.audio[: len(audio)], torch.from_numpy(audio))
     assert torch.all(sample.audio[len(audio) :] == 0)
     long = write_clip(tmp_path / "long.wav", seed=2, seconds=0.2)
-    centred = SegmentDataset([Utterance(long)], DATA, 8, random_segments=False)
+    centred = SegmentDataset([Utterance(long)], tiny_mel(), random_segments=False)
     full = soundfile.read(str(long), dtype="float32")[0]
     start = (len(full) - 1024) // 2
     assert torch.equal(centred[0].audio, torch.from_numpy(full[start : start + 1024]))
@@ -184,7 +190,9 @@ def test_any_rate_and_channels_are_resampled_to_mono(tmp_path):
     stereo = np.stack([harmonic_clip(1, 0.5, 16000), harmonic_clip(2, 0.5, 16000)], axis=1)
     path = tmp_path / "stereo16k.flac"
     soundfile.write(str(path), stereo, 16000)
-    dataset = SegmentDataset([Utterance(path)], dataclasses.replace(DATA, segment_length=20000), 8)
+    dataset = SegmentDataset(
+        [Utterance(path)], tiny_mel(dataclasses.replace(DATA, segment_length=20000))
+    )
     audio = dataset[0].audio
     resampled_length = round(0.5 * 22050)
     assert torch.all(audio[resampled_length + 5 :] == 0)  # padded after the 11025 real samples
@@ -201,21 +209,21 @@ def test_corrupt_empty_short_and_silent_clips_are_replaced_and_named(tmp_path):
     soundfile.write(str(silent), np.zeros(4000, dtype=np.float32), 22050)
     short = write_clip(tmp_path / "short.wav", seed=2, seconds=0.01)
     utterances = [Utterance(p) for p in (corrupt, empty, silent, short, good)]
-    dataset = SegmentDataset(utterances, DATA, 8, min_duration=0.05, skip_silent=True)
+    dataset = SegmentDataset(utterances, tiny_mel(), min_duration=0.05, skip_silent=True)
     sample = dataset[0]
     assert len(sample.failed) == 2
     assert str(corrupt) in sample.failed[0] and str(empty) in sample.failed[1]
     assert sample.skipped == (str(silent), str(short))
     assert torch.any(sample.audio != 0)
-    broken = SegmentDataset([Utterance(corrupt)], DATA, 8)
+    broken = SegmentDataset([Utterance(corrupt)], tiny_mel())
     with pytest.raises(DataError, match="none of the 1 clips"):
         broken[0]
 
 
 def test_cache_gives_the_same_items(tmp_path):
     utterances = [Utterance(write_clip(tmp_path / f"{i}.wav", seed=i)) for i in range(3)]
-    plain = SegmentDataset(utterances, DATA, 8)
-    cached = SegmentDataset(utterances, DATA, 8, cache_directory=tmp_path / "cache")
+    plain = SegmentDataset(utterances, tiny_mel())
+    cached = SegmentDataset(utterances, tiny_mel(), cache_directory=tmp_path / "cache")
     for _ in range(2):  # the second pass reads the cache
         for index in range(3):
             assert torch.equal(plain[index].audio, cached[index].audio)
@@ -224,7 +232,7 @@ def test_cache_gives_the_same_items(tmp_path):
 
 def test_workers_and_resumed_sampler_give_the_same_batches(tmp_path):
     corpus = make_folder_corpus(tmp_path, count=8, seconds=0.1)
-    dataset = SegmentDataset(find_utterances(corpus), DATA, 8, seed=3)
+    dataset = SegmentDataset(find_utterances(corpus), tiny_mel(), seed=3)
 
     def batches(workers: int, start: int = 0) -> list[torch.Tensor]:
         sampler = ResumableSampler(dataset, seed=3)
@@ -244,7 +252,7 @@ def test_workers_and_resumed_sampler_give_the_same_batches(tmp_path):
 
 def test_distributed_shares_cover_the_epoch_once(tmp_path):
     utterances = [Utterance(tmp_path / f"{i}.wav") for i in range(10)]
-    dataset = SegmentDataset(utterances, DATA, 8)
+    dataset = SegmentDataset(utterances, tiny_mel())
     shares = []
     for rank in range(2):
         sampler = ResumableSampler(dataset, rank=rank, world_size=2, seed=1)

@@ -275,13 +275,7 @@ SWAPPED = dataclasses.replace(TINY, swap_odd_couplings=True)
 
 def make_swapped(seed: int = 0, dtype: torch.dtype = torch.float64) -> WaveGlow:
     """A tiny WaveGlow with NVIDIA glow_old.py's couplings, every ``end`` layer randomised."""
-    torch.manual_seed(seed)
-    model = WaveGlow(SWAPPED, TINY_DATA).to(dtype)
-    with torch.no_grad():
-        for wn in model.WN:
-            wn.end.weight.normal_(0, 0.1)
-            wn.end.bias.normal_(0, 0.1)
-    return model
+    return make_tiny(seed, dtype, config=SWAPPED)
 
 
 def test_swapped_float64_round_trip_is_exact():
@@ -406,3 +400,18 @@ def test_infer_refuses_garbage_in_our_words(mel, z, sigma, message):
         z = torch.full((1, TINY.n_group, 3 * TINY_DATA.hop_length // TINY.n_group), z)
     with pytest.raises(ValueError, match=message):
         model.infer(good if mel is None else mel, sigma=sigma, z=z)
+
+
+def test_a_model_knows_its_mel():
+    """The model's mel is the Tacotron 2 mel of its own data_config and n_mel_channels."""
+    from waveglow.audio import MelSpectrogram, mel_transform
+
+    config = dataclasses.replace(TINY_DATA, mel_fmax=5000.0)
+    model = WaveGlow(TINY, config)
+    audio = torch.randn(2000, generator=torch.Generator().manual_seed(0)) * 0.1
+    mel = model.mel_transform()(audio)
+    assert mel.shape == (TINY.n_mel_channels, 1 + 2000 // config.hop_length)
+    expected = MelSpectrogram(config, TINY.n_mel_channels)(audio)
+    torch.testing.assert_close(mel, expected, rtol=0, atol=0)
+    torch.testing.assert_close(mel_transform(model.full_config())(audio), mel, rtol=0, atol=0)
+    assert (mel - MelSpectrogram(TINY_DATA, TINY.n_mel_channels)(audio)).abs().max() > 0.1

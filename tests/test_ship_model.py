@@ -17,7 +17,7 @@ def write_log(path: Path, events: list[dict]) -> Path:
     return path
 
 
-def test_ship_writes_fp16_weights_that_synthesise_like_the_checkpoint(tmp_path, capsys):
+def test_ship_writes_fp16_weights_that_synthesize_like_the_checkpoint(tmp_path, capsys):
     recipe = load_recipe("ship_model")
     model = make_tiny(seed=3)
     checkpoint = waveglow.save(model, tmp_path / "best.pt")
@@ -30,10 +30,10 @@ def test_ship_writes_fp16_weights_that_synthesise_like_the_checkpoint(tmp_path, 
     reference = waveglow.load(checkpoint)
     mel = torch.randn(1, reference.config.n_mel_channels, 12)
 
-    def synthesise(model: waveglow.WaveGlow) -> torch.Tensor:
+    def synthesize(model: waveglow.WaveGlow) -> torch.Tensor:
         return model.infer(mel, sigma=0.6, generator=torch.Generator().manual_seed(0))
 
-    expected, got = synthesise(reference), synthesise(shipped)
+    expected, got = synthesize(reference), synthesize(shipped)
     relative = (got - expected).norm() / expected.norm()
     assert relative < 1e-2  # fp16 rounding of the weights, not a different model
     assert not torch.equal(got, expected)  # the weights really were rounded

@@ -9,7 +9,7 @@ import pytest
 import soundfile
 import torch
 
-from conftest import TINY_DATA, make_tiny
+from conftest import TINY_DATA, make_tiny, random_mel
 from waveglow import Denoiser, MelSpectrogram, load_audio
 from waveglow.synthesize import (
     OUTPUT_SUFFIX,
@@ -22,11 +22,6 @@ from waveglow.synthesize import (
 
 HOP = TINY_DATA.hop_length
 LSB = 1 / 32768
-
-
-def random_mel(frames: int, seed: int, bins: int = 8) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn(bins, frames, generator=generator) * 2 - 5  # (M, F), log-mel range
 
 
 def read_wav(path: Path) -> torch.Tensor:

@@ -20,11 +20,9 @@ import torch
 import waveglow
 from conftest import NVIDIA_CONFIG, TINY, TINY_DATA, make_tiny
 from corpus import make_folder_corpus, tiny_config
-from waveglow import train as train_module
 from waveglow.config import Config, ConfigError, TrainConfig, load_config
 from waveglow.train import (
     TrainingError,
-    apply_overrides,
     checkpoints_in,
     learning_rate_at,
     setup,
@@ -32,6 +30,7 @@ from waveglow.train import (
     train,
     warm_start,
 )
+from waveglow.train import loop as train_loop
 
 
 @pytest.fixture(scope="module")
@@ -53,30 +52,6 @@ def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 # ---------------------------------------------------------------------------- config
-def test_overrides_parse_values_and_reject_unknown_keys():
-    config = apply_overrides(
-        Config(),
-        [
-            "train_config.batch_size=3",
-            "train.precision=bf16",
-            "waveglow_config.WN_config.n_channels=64",
-            "data.mel_fmax=null",
-            "train.output_directory=runs/x",
-        ],
-    )
-    assert config.train_config.batch_size == 3
-    assert config.train_config.precision == "bf16"
-    assert config.waveglow_config.WN_config.n_channels == 64
-    assert config.data_config.mel_fmax is None
-    assert config.train_config.output_directory == "runs/x"
-    with pytest.raises(ConfigError, match="unknown key"):
-        apply_overrides(Config(), ["train.batch_sise=3"])
-    with pytest.raises(ConfigError, match="section.key=value"):
-        apply_overrides(Config(), ["train.batch_size"])
-    with pytest.raises(ConfigError, match="precision"):
-        apply_overrides(Config(), ["train.precision=fp8"])
-
-
 def test_nvidia_config_json_loads_as_is(tmp_path):
     nvidia = copy.deepcopy(NVIDIA_CONFIG)
     path = tmp_path / "config.json"
@@ -259,8 +234,7 @@ def test_warm_start_from_bare_state_dict_and_our_files(corpus, tmp_path):
 
 
 def test_warm_start_from_nvidia_official_pickle(corpus, tmp_path, monkeypatch):
-    from nvidia_layouts import assert_same_model
-    from test_convert import write_official_pickle
+    from nvidia_layouts import assert_same_model, write_official_pickle
 
     path = tmp_path / "waveglow_580000"
     source = write_official_pickle(monkeypatch, path)  # NVIDIA's train.py dict, pickled module
@@ -288,7 +262,7 @@ class _PoisonedLoss:
         self.bad, self.calls = bad, 0
 
     def __call__(self, *args, **kwargs) -> torch.Tensor:
-        loss = train_module.__dict__["_real_nll_loss"](*args, **kwargs)
+        loss = train_loop.__dict__["_real_nll_loss"](*args, **kwargs)
         self.calls += 1
         return loss * math.nan if self.calls in self.bad else loss
 
@@ -297,8 +271,8 @@ class _PoisonedLoss:
 def poison(monkeypatch):
     def install(bad: set[int]) -> _PoisonedLoss:
         poisoned = _PoisonedLoss(bad)
-        monkeypatch.setitem(train_module.__dict__, "_real_nll_loss", train_module.nll_loss)
-        monkeypatch.setattr(train_module, "nll_loss", poisoned)
+        monkeypatch.setitem(train_loop.__dict__, "_real_nll_loss", train_loop.nll_loss)
+        monkeypatch.setattr(train_loop, "nll_loss", poisoned)
         return poisoned
 
     return install
@@ -336,8 +310,8 @@ def test_gradient_clipping_bounds_the_norm(corpus, tmp_path):
     config = _config(corpus, tmp_path / "run", grad_clip_thresh=1e-3)
     trainer = setup(config, setup_distributed("cpu"), progress_bar=False)
     batch = next(iter(trainer.loader))
-    train_module._backward(trainer, batch, last=True, parts=1)
-    norm_before = train_module._unscale_and_clip(trainer)
+    train_loop._backward(trainer, batch, last=True, parts=1)
+    norm_before = train_loop._unscale_and_clip(trainer)
     norm_after = torch.nn.utils.get_total_norm([p.grad for p in trainer.model.parameters()])
     assert norm_before > 0.01 and float(norm_after) == pytest.approx(1e-3, rel=1e-3)
     trainer.logger.close()
@@ -398,12 +372,21 @@ def _wait_for_step(output: Path, step: int, process: subprocess.Popen, limit: fl
     raise AssertionError(f"training did not reach step {step}")
 
 
+def _run_to_step(
+    corpus: Path, tmp_path: Path, step: int, **train_fields
+) -> tuple[Path, Config, subprocess.Popen]:
+    """A long ``waveglow train`` subprocess that has reached ``step``: (its output folder, its
+    config, the process)."""
+    output = tmp_path / "run"
+    config = _config(corpus, output, max_iters=10_000, **train_fields)
+    process = _start(config, tmp_path)
+    _wait_for_step(output, step, process)
+    return output, config, process
+
+
 @pytest.mark.slow
 def test_kill_9_then_resume_loses_at_most_one_interval(corpus, tmp_path):
-    output = tmp_path / "run"
-    config = _config(corpus, output, max_iters=10_000, iters_per_checkpoint=4)
-    process = _start(config, tmp_path)
-    _wait_for_step(output, 10, process)
+    output, config, process = _run_to_step(corpus, tmp_path, 10, iters_per_checkpoint=4)
     process.send_signal(signal.SIGKILL)
     process.wait()
     reached = max(entry["step"] for entry in _log(output, "step"))
@@ -423,10 +406,7 @@ def test_kill_9_then_resume_loses_at_most_one_interval(corpus, tmp_path):
 
 @pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(corpus, tmp_path):
-    output = tmp_path / "run"
-    config = _config(corpus, output, max_iters=10_000, iters_per_checkpoint=1000)
-    process = _start(config, tmp_path)
-    _wait_for_step(output, 3, process)
+    output, _, process = _run_to_step(corpus, tmp_path, 3, iters_per_checkpoint=1000)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 0, process.stdout.read()
     stop = _log(output, "stop")[-1]
@@ -544,8 +524,17 @@ def test_resume_of_a_finished_run_says_how_to_go_on(corpus, tmp_path):
         train(_config(corpus, output, max_iters=1), resume=True, progress_bar=False)
 
 
-def test_model_overrides_are_the_architecture_settings():
-    from waveglow.train import model_overrides
+def test_a_run_starts_from_its_config_file_else_its_own_when_resumed_else_the_defaults(tmp_path):
+    from waveglow.train import starting_config
 
-    overrides = ["waveglow.WN.n_channels=16", "train.batch_size=2", "waveglow_config.n_flows=4"]
-    assert model_overrides(overrides) == ["waveglow.WN.n_channels", "waveglow_config.n_flows"]
+    def config_file(path: Path, batch_size: int) -> Path:
+        config = Config().replace(train_config=TrainConfig(batch_size=batch_size))
+        path.write_text(json.dumps(config.to_dict()))
+        return path
+
+    config_file(tmp_path / "config.json", 3)
+    given = config_file(tmp_path / "given.json", 5)
+    assert starting_config(given, tmp_path, resume=True).train_config.batch_size == 5
+    assert starting_config(None, tmp_path, resume=True).train_config.batch_size == 3
+    assert starting_config(None, tmp_path, resume=False) == Config()
+    assert starting_config(None, tmp_path / "new", resume=True) == Config()

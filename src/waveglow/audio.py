@@ -2,7 +2,8 @@
 
 The mel is a contract with NVIDIA/tacotron2's ``TacotronSTFT``: reflect padding of filter_length/2,
 STFT with a periodic Hann window of win_length (centred in filter_length), magnitude, librosa's Slaney
-mel filters, natural log of clamp(x, 1e-5). Frames = 1 + T // hop.
+mel filters, natural log of clamp(x, MEL_FLOOR). Frames = 1 + T // hop. A model's own mel is
+:meth:`waveglow.WaveGlow.mel_transform` (or :func:`mel_transform` of its config).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import soxr
 import torch
 from torch import nn
 
-from .config import DataConfig
+from .config import Config, DataConfig, WaveGlowConfig
 from .torchfile import read_torch_file
 
 MAX_WAV_VALUE = 32768.0
@@ -38,8 +39,12 @@ class InputWarning(UserWarning):
     names the file."""
 
 
+MEL_FLOOR = 1e-5
+"""The Tacotron 2 log-mel is the log of the mel magnitude clamped to at least this."""
+SILENCE = math.log(MEL_FLOOR)
+"""The Tacotron 2 log-mel of silence (about -11.5)."""
 MEL_RANGE = (-30.0, 20.0)
-"""Far outside what a Tacotron 2 log-mel of audio in [-1, 1] holds (about log(1e-5) = -11.5 to 3)."""
+"""Far outside what a Tacotron 2 log-mel of audio in [-1, 1] holds (about SILENCE to 3)."""
 
 
 # ---------------------------------------------------------------------------- STFT
@@ -84,7 +89,7 @@ class STFT(nn.Module):
         )
 
 
-def mel_filters(config: DataConfig, n_mel_channels: int = 80) -> np.ndarray:
+def mel_filters(config: DataConfig, n_mel_channels: int) -> np.ndarray:
     """librosa's Slaney-style mel filter bank (M, filter_length // 2 + 1), as Tacotron 2 uses."""
     import librosa
 
@@ -100,11 +105,18 @@ def mel_filters(config: DataConfig, n_mel_channels: int = 80) -> np.ndarray:
 
 
 class MelSpectrogram(nn.Module):
-    """Tacotron 2 log-mel: audio (B, T) or (T,) in [-1, 1] to (B, M, 1 + T // hop)."""
+    """Tacotron 2 log-mel: audio (B, T) or (T,) in [-1, 1] to (B, M, 1 + T // hop); by default
+    with the parameters of NVIDIA's ``config.json`` (the defaults of :class:`DataConfig` and
+    :class:`WaveGlowConfig`)."""
 
-    def __init__(self, config: DataConfig | None = None, n_mel_channels: int = 80) -> None:
+    def __init__(
+        self,
+        config: DataConfig | None = None,
+        n_mel_channels: int = WaveGlowConfig.n_mel_channels,
+    ) -> None:
         super().__init__()
         self.config = config or DataConfig()
+        self.n_mel_channels = n_mel_channels
         self.stft = STFT(self.config.filter_length, self.config.hop_length, self.config.win_length)
         basis = torch.from_numpy(mel_filters(self.config, n_mel_channels)).float()
         self.register_buffer("mel_basis", basis, persistent=False)
@@ -115,22 +127,33 @@ class MelSpectrogram(nn.Module):
             audio = audio.unsqueeze(0)  # (1, T)
         magnitude = self.stft(audio).abs()  # (B, n_fft/2+1, F)
         mel = torch.matmul(self.mel_basis.to(magnitude.dtype), magnitude)  # (B, M, F)
-        mel = torch.log(torch.clamp(mel, min=1e-5))
+        mel = torch.log(torch.clamp(mel, min=MEL_FLOOR))
         return mel.squeeze(0) if squeeze else mel
 
 
+def mel_transform(config: Config) -> MelSpectrogram:
+    """The Tacotron 2 mel that a model of ``config`` is conditioned on."""
+    return MelSpectrogram(config.data_config, config.waveglow_config.n_mel_channels)
+
+
 # ---------------------------------------------------------------------------- audio files
+def _nonempty_file(path: str | Path) -> Path:
+    """``path``, or an :class:`AudioError` when it is no file or an empty one."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: the file is empty")
+    return path
+
+
 def load_audio(path: str | Path, sampling_rate: int | None = 22050) -> tuple[np.ndarray, int]:
     """Read any file soundfile reads as float32 mono in [-1, 1], resampled (soxr) to ``sampling_rate``.
 
     Integer PCM becomes value / 32768 exactly (as NVIDIA's ``mel2samp.py``); several channels are
     averaged. Returns ``(audio, rate)``; ``sampling_rate=None`` keeps the file's rate.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: the file is empty")
+    path = _nonempty_file(path)
     try:
         data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:
@@ -275,16 +298,12 @@ def _alive(pid: int) -> bool:
 
 
 # ---------------------------------------------------------------------------- mel files
-def load_mel(path: str | Path, n_mel_channels: int = 80) -> torch.Tensor:
+def load_mel(path: str | Path, n_mel_channels: int = WaveGlowConfig.n_mel_channels) -> torch.Tensor:
     """Read a mel (M, F) saved as a torch ``.pt`` tensor (NVIDIA/Tacotron 2) or a numpy ``.npy``.
 
     A batch dimension of 1 is accepted and dropped. Never executes code from the file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: the file is empty")
+    path = _nonempty_file(path)
     try:
         mel = _read_mel_file(path)
     except Exception as error:  # noqa: BLE001 - any failure to parse is the file's fault

@@ -1,6 +1,6 @@
 """How fast synthesis runs on this machine with a given model: what ``waveglow bench`` prints.
 
-:func:`benchmark` synthesises a random mel of the requested length (fixed latent, chunked as
+:func:`benchmark` synthesizes a random mel of the requested length (fixed latent, chunked as
 :meth:`WaveGlow.infer_chunks` streams it, so memory stays bounded) in each precision, after a short
 warm-up, and keeps the best of a few wall times. :func:`machine_info` describes the machine.
 
@@ -254,7 +254,7 @@ def peak_rss_mib() -> float:
 def _synthesize(
     model: WaveGlow, mel: torch.Tensor, z: torch.Tensor, chunk_frames: int, precision: str
 ) -> int:
-    """Synthesise, dropping the chunks as they come (as a streaming consumer would); the samples."""
+    """Synthesize, dropping the chunks as they come (as a streaming consumer would); the samples."""
     chunks = model.infer_chunks(mel, chunk_frames, z=z, precision=precision)
     return sum(chunk.size(1) for chunk in chunks)
 

@@ -24,7 +24,7 @@ def synthesize_to_wav(
     generator: torch.Generator | None = None,
     precision: str | None = "fp32",
 ) -> int:
-    """Synthesise ``mel`` (M, F) or (1, M, F) into a wav file chunk by chunk, in bounded memory.
+    """Synthesize ``mel`` (M, F) or (1, M, F) into a wav file chunk by chunk, in bounded memory.
 
     Written to a temporary file next to ``path`` and renamed onto it when complete (an existing
     file is never left half-written). 16-bit PCM, clipped to [-1, 1] and scaled like

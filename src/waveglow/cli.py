@@ -24,7 +24,7 @@ from . import __version__
 from .audio import AudioError, InputWarning
 from .backends import PRECISIONS
 from .checkpoint import CheckpointError
-from .config import ConfigError, DataConfig
+from .config import ConfigError
 from .model import DEFAULT_CHUNK_FRAMES
 
 PROGRAM = "waveglow"
@@ -119,7 +119,7 @@ def _add_synthesize_parser(subparsers: argparse._SubParsersAction) -> None:
         subparsers,
         "synthesize",
         "mel or audio files to speech",
-        """Synthesise speech from mel spectrograms (.pt tensors (80, F) as Tacotron 2 and NVIDIA's
+        """Synthesize speech from mel spectrograms (.pt tensors (80, F) as Tacotron 2 and NVIDIA's
 mel2samp.py save them, or .npy arrays) or from audio files (copy synthesis: audio -> mel -> audio,
 any sampling rate or channel count). Each INPUT becomes OUTDIR/<stem>_synthesis.wav (16-bit PCM,
 clipped to [-1, 1]). A bad input is reported and skipped; the exit code is 1 if any failed.""",
@@ -229,19 +229,16 @@ inference.py loads) or OUTDIR/<stem>.npy.""",
 
 
 def _run_mel(args: argparse.Namespace) -> int:
-    from .config import load_config
+    from .audio import mel_transform
+    from .config import Config, load_config
     from .synthesize import compute_mels
 
-    data_config, n_mel_channels = DataConfig(), 80
-    if args.config:
-        config = load_config(args.config)
-        data_config, n_mel_channels = config.data_config, config.waveglow_config.n_mel_channels
+    config = load_config(args.config) if args.config else Config()
     report = compute_mels(
         args.inputs,
         args.output_dir,
         format=args.format,
-        data_config=data_config,
-        n_mel_channels=n_mel_channels,
+        transform=mel_transform(config),
         progress=not args.quiet,
         on_error=_error_line,
     )
@@ -302,12 +299,10 @@ def _run_info(args: argparse.Namespace) -> int:
     from .model import multiply_adds_per_sample
 
     checkpoint = read_checkpoint(args.checkpoint)
-    tensors = [value for value in checkpoint.state_dict.values() if hasattr(value, "numel")]
-    weight_norm = any(name.endswith("weight_g") for name in checkpoint.state_dict)
     print(f"file:        {args.checkpoint}")
     print(f"layout:      {checkpoint.layout}")
-    print(f"parameters:  {sum(tensor.numel() for tensor in tensors):,}")
-    print(f"weight norm: {'yes' if weight_norm else 'no (folded)'}")
+    print(f"parameters:  {checkpoint.parameter_count:,}")
+    print(f"weight norm: {'yes' if checkpoint.has_weight_norm else 'no (folded)'}")
     config = checkpoint.config
     madds = multiply_adds_per_sample(config.waveglow_config, config.data_config)
     print(f"compute:     {madds / 1e3:,.1f} k multiply-adds per output sample")
@@ -414,17 +409,9 @@ continues exactly. Several processes: torchrun --nproc_per_node=N -m waveglow tr
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from .train import TrainingError, apply_overrides, model_overrides, starting_config, train
 
-    from .config import Config, load_config
-    from .train import TrainingError, apply_overrides, model_overrides, train
-
-    if args.config:
-        config = load_config(args.config)
-    elif args.resume and args.output_dir and (Path(args.output_dir) / "config.json").is_file():
-        config = load_config(Path(args.output_dir) / "config.json")
-    else:
-        config = Config()
+    config = starting_config(args.config, args.output_dir, args.resume)
     config = apply_overrides(config, _train_overrides(args))
     if args.init_from:
         for key in model_overrides(args.overrides):
@@ -560,7 +547,7 @@ def _add_bench_parser(subparsers: argparse._SubParsersAction) -> None:
         "bench",
         "how fast synthesis runs on this machine",
         """Measure synthesis speed on this machine with a model: a random mel of SECONDS is
-synthesised (fixed noise, streamed in chunks as 'waveglow synthesize' does) in each precision after
+synthesized (fixed noise, streamed in chunks as 'waveglow synthesize' does) in each precision after
 a short warm-up, and the best of --repeat wall times is reported as kHz (output samples per second
 / 1000) and x real time (> 1: faster than real time), with the peak memory of the process.
 auto shows what it resolves to here. bf16 without bf16 matrix hardware (AVX512-BF16, AMX) and fp16
@@ -583,7 +570,7 @@ anything else running slows the figures down.""",
         "--seconds",
         type=_positive_number,
         default=10.0,
-        help="length of audio to synthesise per timed run (default: %(default)s)",
+        help="length of audio to synthesize per timed run (default: %(default)s)",
     )
     parser.add_argument(
         "--precisions",
@@ -656,7 +643,7 @@ def _add_serve_parser(subparsers: argparse._SubParsersAction) -> None:
         """Serve a checkpoint over HTTP (needs the serve extra: pip install 'waveglow[serve]'):
 POST /v1/synthesize (a mel: .npy/.pt bytes, a form upload or JSON {"mel": [[...]]}),
 POST /v1/copy-synthesis and /v1/griffin-lim (an audio file), each returning a 16-bit wav
-(stream=true: chunk by chunk as synthesised); GET / (demo page), /healthz, /metrics, /docs.
+(stream=true: chunk by chunk as synthesized); GET / (demo page), /healthz, /metrics, /docs.
 Concurrent requests are batched on one worker; SIGTERM finishes the requests in flight.""",
         """examples:
   waveglow serve -c demo

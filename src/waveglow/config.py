@@ -11,7 +11,7 @@ import dataclasses
 import json
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -167,7 +167,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """NVIDIA's ``train_config`` section (the training issue extends its use)."""
+    """NVIDIA's ``train_config`` section, and our own training settings after it."""
 
     fp16_run: bool = False
     output_directory: str = "checkpoints"
@@ -307,6 +307,61 @@ def load_config(path: str | Path) -> Config:
         return Config.from_dict(data)
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
+
+
+# ---------------------------------------------------------------------------- overrides
+def apply_overrides(config: Config, overrides: Sequence[str]) -> Config:
+    """Apply ``section.key=value`` overrides (``train.x`` is short for ``train_config.x``).
+
+    Values are parsed as JSON where possible (numbers, true/false, null), else kept as strings;
+    nested keys work (``waveglow_config.WN_config.n_channels=256``). Unknown keys are an error.
+    """
+    data = dataclasses.asdict(config)  # every field, ours included, can be set
+    for override in overrides:
+        key, separator, text = override.partition("=")
+        if not separator or not key.strip():
+            raise ConfigError(f"override {override!r} is not of the form section.key=value")
+        *sections, name = [part.strip() for part in key.split(".")]
+        target = data
+        for section in sections:
+            section = _SECTION_ALIASES.get(section, section)
+            if not isinstance(target.get(section), dict):
+                raise ConfigError(f"override {override!r}: unknown section {section!r}")
+            target = target[section]
+        if name not in target:
+            raise ConfigError(f"override {override!r}: unknown key {name!r}")
+        target[name] = _parse_value(text.strip())
+    return Config.from_dict(data)
+
+
+def model_overrides(overrides: Sequence[str]) -> list[str]:
+    """The keys of the ``section.key=value`` overrides that set the model's architecture
+    (``waveglow_config``, ``WN_config``): a warm start takes those from its file instead."""
+    keys = []
+    for override in overrides:
+        key = override.partition("=")[0].strip()
+        sections = [_SECTION_ALIASES.get(part.strip(), part.strip()) for part in key.split(".")]
+        if sections[0] == "waveglow_config" or (
+            sections[:1] == ["data_config"] and sections[-1] == "filter_length"
+        ):
+            keys.append(key)
+    return keys
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+_SECTION_ALIASES = {
+    "train": "train_config",
+    "data": "data_config",
+    "waveglow": "waveglow_config",
+    "dist": "dist_config",
+    "WN": "WN_config",
+}
 
 
 def _from_mapping(cls: type[T], data: Any, where: str) -> T:

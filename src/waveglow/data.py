@@ -29,7 +29,6 @@ import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from .audio import AudioError, MelSpectrogram, atomic_path, load_audio
-from .config import DataConfig
 
 AUDIO_SUFFIXES = frozenset(
     {".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".au", ".caf", ".w64", ".rf64", ".opus"}
@@ -243,6 +242,8 @@ class Sample:
 class SegmentDataset(Dataset):
     """Random (or, with ``random_segments=False``, centred) audio segments and their mels.
 
+    ``mel`` is the model's mel (:func:`waveglow.audio.mel_transform`); its ``config`` gives the
+    sampling rate and the default ``segment_length``.
     ``min_duration`` (seconds) and ``skip_silent`` drop short and silent clips; dropped and
     unreadable clips are replaced by the next readable item and named in the returned sample.
     ``cache_directory`` keeps each clip's decoded, resampled audio as ``.npy`` (memory-mapped reads).
@@ -251,8 +252,7 @@ class SegmentDataset(Dataset):
     def __init__(
         self,
         utterances: Sequence[Utterance],
-        data_config: DataConfig,
-        n_mel_channels: int = 80,
+        mel: MelSpectrogram,
         segment_length: int | None = None,
         seed: int = 1234,
         random_segments: bool = True,
@@ -263,6 +263,7 @@ class SegmentDataset(Dataset):
         if not utterances:
             raise DataError("the dataset has no utterances")
         self.utterances = list(utterances)
+        data_config = mel.config
         self.data_config = data_config
         self.segment_length = segment_length or data_config.segment_length
         self.seed = seed
@@ -270,7 +271,7 @@ class SegmentDataset(Dataset):
         self.min_samples = int(min_duration * data_config.sampling_rate)
         self.skip_silent = skip_silent
         self.cache_directory = Path(cache_directory) if cache_directory else None
-        self.mel = MelSpectrogram(data_config, n_mel_channels)
+        self.mel = mel
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:

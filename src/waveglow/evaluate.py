@@ -54,7 +54,15 @@ import numpy as np
 import soxr
 import torch
 
-from .audio import AudioError, MelSpectrogram, atomic_path, load_audio, mel_filters, save_wav
+from .audio import (
+    STFT,
+    AudioError,
+    MelSpectrogram,
+    atomic_path,
+    load_audio,
+    mel_filters,
+    save_wav,
+)
 from .config import DataConfig
 from .denoiser import Denoiser
 from .model import WaveGlow
@@ -133,7 +141,7 @@ def mel_cepstrum(audio: np.ndarray, rate: int) -> np.ndarray:
     import scipy.fft
 
     config = DataConfig(sampling_rate=rate, mel_fmax=min(MCD_FMAX, rate / 2))
-    spectrum = _stft_magnitude(audio, config.filter_length, config.hop_length, config.win_length)
+    spectrum = _magnitude(audio, STFT(config.filter_length, config.hop_length, config.win_length))
     power = mel_filters(config, MCD_BANDS) @ spectrum**2  # (K, frames)
     log_amplitude = 0.5 * np.log(np.maximum(power, 1e-10))
     cepstrum = scipy.fft.dct(log_amplitude, type=2, axis=0, norm="ortho") / math.sqrt(2 * MCD_BANDS)
@@ -160,8 +168,8 @@ def multi_resolution_stft(reference: np.ndarray, degraded: np.ndarray) -> float:
     """Spectral convergence plus log-magnitude L1, averaged over three STFT resolutions."""
     total = 0.0
     for n_fft, hop, window in MR_STFT_RESOLUTIONS:
-        target = _stft_magnitude(reference, n_fft, hop, window)
-        estimate = _stft_magnitude(degraded, n_fft, hop, window)
+        stft = STFT(n_fft, hop, window)
+        target, estimate = _magnitude(reference, stft), _magnitude(degraded, stft)
         convergence = np.linalg.norm(target - estimate) / max(np.linalg.norm(target), 1e-12)
         log_distance = np.mean(
             np.abs(np.log(np.maximum(target, 1e-7)) - np.log(np.maximum(estimate, 1e-7)))
@@ -446,7 +454,7 @@ def evaluate(
     progress: bool = False,
     on_error: Callable[[str], None] | None = None,
 ) -> EvaluationReport:
-    """Copy-synthesise and score every clip; write wavs, plots, CSV, JSON and markdown.
+    """Copy-synthesize and score every clip; write wavs, plots, CSV, JSON and markdown.
 
     ``model=None`` scores the baseline alone (for a reference table without a trained model), at
     the Tacotron 2 defaults. Clip ``i`` draws its noise from a generator seeded ``seed + i``.
@@ -460,8 +468,8 @@ def evaluate(
         raise ValueError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
     if model is None and baseline == "none":
         raise ValueError("nothing to evaluate: no model and no baseline")
-    config = model.data_config if model is not None else DataConfig()
-    n_mel_channels = model.config.n_mel_channels if model is not None else 80
+    mel = model.mel_transform() if model is not None else MelSpectrogram()
+    config = mel.config
     output_dir = Path(output_dir)
     failures: list[tuple[str, str]] = []
 
@@ -474,7 +482,6 @@ def evaluate(
     clips = _load_clips(collect_audio_files(inputs), config.sampling_rate, fail)
     if not clips:
         raise AudioError(f"no clip could be scored: {'; '.join(error for _, error in failures)}")
-    mel = MelSpectrogram(config, n_mel_channels)
     systems = tuple(
         name
         for name, used in ((WAVEGLOW, model is not None), (GRIFFIN_LIM, baseline == GRIFFIN_LIM))
@@ -486,7 +493,7 @@ def evaluate(
         raise ValueError(f"denoising strength must be >= 0, got {denoise}")
     denoiser = Denoiser(model) if model is not None and denoise > 0 else None
     rows: list[ClipScores] = []
-    synthesis_seconds, synthesised = 0.0, 0
+    synthesis_seconds, synthesized = 0.0, 0
     for index, (name, audio, path) in enumerate(tqdm(clips, desc="evaluate", disable=not progress)):
         with torch.no_grad():
             log_mel = mel(torch.from_numpy(audio))  # (M, F)
@@ -496,7 +503,7 @@ def evaluate(
                 model, log_mel, sigma, seed + index, denoiser, denoise
             )
             synthesis_seconds += seconds
-            synthesised += generated.size
+            synthesized += generated.size
             outputs[WAVEGLOW] = generated[: audio.size]
         if baseline == GRIFFIN_LIM:
             outputs[GRIFFIN_LIM] = griffin_lim(log_mel, config, audio.size, seed + index)
@@ -507,7 +514,7 @@ def evaluate(
             continue
         if plots:
             write_spectrogram_plot(output_dir / "plots" / f"{name}.png", audio, outputs, config)
-    khz = synthesised / synthesis_seconds / 1000 if synthesis_seconds > 0 else None
+    khz = synthesized / synthesis_seconds / 1000 if synthesis_seconds > 0 else None
     report = EvaluationReport(
         rows=tuple(rows),
         systems=systems,
@@ -595,10 +602,8 @@ def write_spectrogram_plot(
     axes = figure.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
     seconds = original.size / config.sampling_rate
     nyquist_khz = config.sampling_rate / 2000
-    spectrograms = [
-        20 * np.log10(np.maximum(_stft_magnitude(audio, 1024, 256, 1024), 1e-5))
-        for _, audio in panels
-    ]
+    stft = STFT(1024, 256, 1024)
+    spectrograms = [20 * np.log10(np.maximum(_magnitude(audio, stft), 1e-5)) for _, audio in panels]
     top = float(spectrograms[0].max())  # every panel on the original's 80 dB range
     for axis, (title, _), decibels in zip(axes, panels, spectrograms, strict=True):
         image = axis.imshow(
@@ -644,19 +649,8 @@ def _resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
     return soxr.resample(np.asarray(audio, dtype=np.float64), rate, target, quality="HQ")
 
 
-def _stft_magnitude(audio: np.ndarray, n_fft: int, hop: int, window: int) -> np.ndarray:
-    """|STFT| (n_fft // 2 + 1, frames): periodic Hann of ``window`` centred, reflect padding."""
+def _magnitude(audio: np.ndarray, stft: STFT) -> np.ndarray:
+    """|STFT| (n_fft // 2 + 1, frames) of ``audio`` (T,), computed in float64."""
     signal = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float64))
-    hann = torch.hann_window(window, periodic=True, dtype=torch.float64)
     with torch.no_grad():
-        spectrum = torch.stft(
-            signal,
-            n_fft=n_fft,
-            hop_length=hop,
-            win_length=window,
-            window=hann,
-            center=True,
-            pad_mode="reflect",
-            return_complex=True,
-        )
-    return spectrum.abs().numpy()
+        return stft(signal).abs().numpy()

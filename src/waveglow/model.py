@@ -18,7 +18,7 @@ Chunked synthesis: one output step depends on the latent and the mel within a fi
 field: every WN reaches ``sum_i (k - 1) / 2 * dilation_base^i`` steps of T_G to each side and the
 inverse flow stacks ``n_flows`` of them; the upsampler adds ``(filter_length - 1) // hop`` frames
 to the left, frame-rate conditioning one frame to the right (:attr:`WaveGlow.conditioning_reach`).
-A chunk of output frames [a, b) is therefore synthesised from the window [a - context,
+A chunk of output frames [a, b) is therefore synthesized from the window [a - context,
 b + context) (clipped to the mel) and cut back to [a, b): away from the window's artificial edges
 every value is computed from exactly the same inputs as in a whole-utterance synthesis, so the
 chunks join into the same audio up to float rounding.
@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .audio import MelSpectrogram
 from .backends import evaluation, resolve_precision
 from .config import Config, DataConfig, WaveGlowConfig
 from .fast import GemmCondition
@@ -120,6 +121,11 @@ class WaveGlow(nn.Module):
 
     def full_config(self) -> Config:
         return Config(waveglow_config=self.config, data_config=self.data_config)
+
+    def mel_transform(self) -> MelSpectrogram:
+        """The Tacotron 2 mel this model is conditioned on: its data_config, n_mel_channels bins
+        (a new module, on the CPU)."""
+        return MelSpectrogram(self.data_config, self.config.n_mel_channels)
 
     # ------------------------------------------------------------------ conditioning
     @property
@@ -388,7 +394,7 @@ class WaveGlow(nn.Module):
     def chunk_windows(
         self, frames: int, chunk_frames: int = DEFAULT_CHUNK_FRAMES
     ) -> list[ChunkWindow]:
-        """The chunks :meth:`infer_chunks` synthesises a mel of ``frames`` frames in, in order: the
+        """The chunks :meth:`infer_chunks` synthesizes a mel of ``frames`` frames in, in order: the
         output frames of each are cut from a window widened by the context (see the module doc),
         conditioned on the mel frames that the window's conditioning reads
         (:attr:`conditioning_reach`)."""

@@ -250,7 +250,7 @@ class WN(nn.Module):
         :class:`WNEvaluation`, the same function evaluated its own way.
 
         ``valid`` (B, T_G) bool marks each item's own steps in a padded batch: the dilated
-        convolutions then read zeros past an item's end, as they do when it is synthesised alone.
+        convolutions then read zeros past an item's end, as they do when it is synthesized alone.
         """
         if not isinstance(mel, torch.Tensor):
             return mel.evaluate(self, audio, valid)

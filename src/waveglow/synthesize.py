@@ -13,14 +13,13 @@ A bad input (missing, empty, corrupt, wrong number of mel channels, NaN) is repo
 naming the file; the other files are still processed, and the report says which failed.
 
 Noise is drawn per file, on the CPU, from its own generator (``seed + index of the file``), so a
-file's noise depends neither on the batch it is synthesised in nor on the device. Batching pads
+file's noise depends neither on the batch it is synthesized in nor on the device. Batching pads
 shorter mels and masks the padding inside the flow, so a file's audio is the same (to float
-rounding) whatever batch it is synthesised in (see :func:`infer_batch`).
+rounding) whatever batch it is synthesized in (see :func:`infer_batch`).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from tqdm import tqdm
 
 from .audio import (
     MEL_SUFFIXES,
+    SILENCE,
     AudioError,
     MelSpectrogram,
     load_audio,
@@ -40,14 +40,12 @@ from .audio import (
 )
 from .backends import resolve_device
 from .chunked import write_wav_chunks
-from .config import DataConfig
 from .denoiser import Denoiser
 from .model import DEFAULT_CHUNK_FRAMES, WaveGlow
 from .noise import gaussian
 
 OUTPUT_SUFFIX = "_synthesis.wav"
 MEL_FORMATS = ("pt", "npy")
-SILENCE = math.log(1e-5)  # the Tacotron 2 mel of silence, used to pad mels in a batch
 
 ErrorHandler = Callable[[str], None]
 
@@ -125,17 +123,6 @@ class _Item:
 
 
 # ---------------------------------------------------------------------------- reading inputs
-def read_mel_input(
-    path: str | Path, n_mel_channels: int = 80, transform: MelSpectrogram | None = None
-) -> torch.Tensor:
-    """The mel (M, F) of an input: loaded from ``.pt``/``.npy``, or computed from an audio file
-    with ``transform`` (default: the standard Tacotron 2 mel with ``n_mel_channels`` bins)."""
-    path = Path(path)
-    if path.suffix in MEL_SUFFIXES:
-        return load_mel(path, n_mel_channels)
-    return mel_of_audio_file(path, transform or MelSpectrogram(n_mel_channels=n_mel_channels))
-
-
 def mel_of_audio_file(path: str | Path, transform: MelSpectrogram) -> torch.Tensor:
     """The Tacotron 2 mel (M, F) of an audio file, resampled to the transform's sampling rate."""
     config = transform.config
@@ -164,12 +151,12 @@ def synthesize_files(
     precision: str | None = "fp32",
     chunk_frames: int = DEFAULT_CHUNK_FRAMES,
 ) -> SynthesisReport:
-    """Synthesise every input to ``output_dir/<stem>_synthesis.wav``; see the module docstring.
+    """Synthesize every input to ``output_dir/<stem>_synthesis.wav``; see the module docstring.
 
     The model is moved to ``device`` (default: where it is) and put in eval mode. ``denoise`` is
     the :class:`Denoiser` strength (0: off). ``on_error`` receives one line per failed file as
     it happens (the report keeps them all). ``precision`` is that of the WN matrix products
-    (:meth:`WaveGlow.infer`). An input longer than ``chunk_frames`` mel frames, synthesised alone
+    (:meth:`WaveGlow.infer`). An input longer than ``chunk_frames`` mel frames, synthesized alone
     (batch of one) without denoising, is streamed to its file chunk by chunk in bounded memory
     (:meth:`WaveGlow.infer_chunks`; the same audio as in one piece, up to float rounding).
     """
@@ -180,49 +167,21 @@ def synthesize_files(
     parameter = next(model.parameters())
     device = resolve_device(device) if device is not None else parameter.device
     model = model.to(device).eval()
+    sources = [Path(source) for source in inputs]
+    has_audio = any(source.suffix not in MEL_SUFFIXES for source in sources)
+    mel = model.mel_transform() if has_audio else None
     denoiser = Denoiser(model) if denoise > 0 else None
-    n_mel_channels = model.config.n_mel_channels
-    has_audio = any(Path(source).suffix not in MEL_SUFFIXES for source in inputs)
-    transform = MelSpectrogram(model.data_config, n_mel_channels) if has_audio else None
-    results: list[FileResult | None] = [None] * len(inputs)
-    outputs = _output_paths(inputs, Path(output_dir), OUTPUT_SUFFIX)
-
-    rate = model.data_config.sampling_rate
-
-    def flush(batch: list[_Item], bar: tqdm) -> None:
-        noises = [item_noise(model, item.mel.size(1), sigma, seed, item.index) for item in batch]
-        if len(batch) == 1 and denoiser is None and batch[0].mel.size(1) > chunk_frames:
-            progress = lambda samples: bar.update(samples / rate)  # noqa: E731 - chunk by chunk
-            _stream(
-                model, batch[0], noises[0], precision, chunk_frames, results, on_error, progress
-            )
-            return
-        audio = infer_batch(model, [item.mel for item in batch], noises, precision)
-        for item, item_audio in zip(batch, audio, strict=True):
-            if denoiser is not None:
-                with torch.inference_mode():
-                    item_audio = denoiser(item_audio, strength=denoise)
-            _write(item, item_audio, rate, results, on_error)
-            bar.update(item_audio.numel() / rate)
-
+    synthesis = _Synthesis(model, sigma, seed, precision, chunk_frames, mel, denoiser, denoise)
+    names = _OutputNames(sources, Path(output_dir), OUTPUT_SUFFIX)
+    outcomes: list[tuple[int, FileResult]] = []
     started = time.perf_counter()
     with _audio_progress(progress) as bar:
-        batch: list[_Item] = []
-        for index, source in enumerate(map(Path, inputs)):
-            item = _read_item(
-                n_mel_channels, transform, index, source, outputs[index], results, on_error
-            )
-            if item is not None:
-                batch.append(item)
-                bar.total += item.mel.size(1) * model.hop_length / rate
-            if batch and (len(batch) == batch_size or index == len(inputs) - 1):
-                flush(batch, bar)
-                batch = []
-            bar.set_postfix_str(f"{index + 1}/{len(inputs)} files", refresh=True)
+        for index, result in _synthesize_inputs(synthesis, sources, names, batch_size, bar):
+            outcomes.append((index, _told(result, on_error)))
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return SynthesisReport(
-        results=[result for result in results if result is not None],
+        results=[result for _, result in sorted(outcomes, key=lambda outcome: outcome[0])],
         sampling_rate=model.data_config.sampling_rate,
         wall_seconds=time.perf_counter() - started,
     )
@@ -240,24 +199,114 @@ def _audio_progress(enabled: bool) -> tqdm:
     )
 
 
-def _read_item(
-    n_mel_channels: int,
-    transform: MelSpectrogram | None,
-    index: int,
-    source: Path,
-    output: Path | str,
-    results: list[FileResult | None],
-    on_error: ErrorHandler | None,
-) -> _Item | None:
-    """Load one input's mel; on failure record it and return None."""
-    try:
-        if isinstance(output, str):  # an error found while naming the outputs
-            raise AudioError(output)
-        mel = read_mel_input(source, n_mel_channels, transform)
-    except AudioError as error:
-        _fail(results, index, source, str(error), on_error)
-        return None
-    return _Item(index, source, output, mel)
+def _synthesize_inputs(
+    synthesis: _Synthesis,
+    sources: Sequence[Path],
+    names: _OutputNames,
+    batch_size: int,
+    bar: tqdm,
+) -> Iterator[tuple[int, FileResult]]:
+    """Read the inputs in order, synthesizing each batch of ``batch_size`` readable ones (and the
+    last, shorter one); yields (index of the input, its outcome) as each outcome is known."""
+    rate = synthesis.model.data_config.sampling_rate
+    batch: list[_Item] = []
+    for index, source in enumerate(sources):
+        try:
+            item = _Item(index, source, names(source), synthesis.read(source))
+        except AudioError as error:
+            yield index, FileResult(source, error=str(error))
+        else:
+            batch.append(item)
+            bar.total += item.mel.size(1) * synthesis.model.hop_length / rate
+        if batch and (len(batch) == batch_size or index == len(sources) - 1):
+            yield from synthesis.write(batch, lambda samples: bar.update(samples / rate))
+            batch = []
+        bar.set_postfix_str(f"{index + 1}/{len(sources)} files", refresh=True)
+
+
+@dataclass(frozen=True)
+class _Synthesis:
+    """The settings of one :func:`synthesize_files` call: how an input is read, and how a batch of
+    read items becomes files."""
+
+    model: WaveGlow
+    sigma: float
+    seed: int | None
+    precision: str | None
+    chunk_frames: int
+    mel: MelSpectrogram | None  # the model's mel (None: no input is audio)
+    denoiser: Denoiser | None
+    denoise: float
+
+    def read(self, source: Path) -> torch.Tensor:
+        """The mel (M, F) of an input: loaded from ``.pt``/``.npy``, or computed from an audio file
+        with the model's mel."""
+        if source.suffix in MEL_SUFFIXES:
+            return load_mel(source, self.model.config.n_mel_channels)
+        assert self.mel is not None  # made whenever an input is audio
+        return mel_of_audio_file(source, self.mel)
+
+    def write(
+        self, batch: Sequence[_Item], progress: Callable[[int], object]
+    ) -> Iterator[tuple[int, FileResult]]:
+        """Synthesize a batch into its files, yielding (index, outcome) per item; ``progress`` gets
+        the samples of each piece of audio written. A long item alone, not denoised, is streamed
+        to its file chunk by chunk; any other batch is synthesized in one pass."""
+        noises = [self._noise(item) for item in batch]
+        if len(batch) == 1 and self.denoiser is None and batch[0].mel.size(1) > self.chunk_frames:
+            yield batch[0].index, self._stream(batch[0], noises[0], progress)
+        else:
+            yield from self._whole(batch, noises, progress)
+
+    def _whole(
+        self,
+        batch: Sequence[_Item],
+        noises: Sequence[torch.Tensor],
+        progress: Callable[[int], object],
+    ) -> Iterator[tuple[int, FileResult]]:
+        """Synthesize a batch in one pass (denoised if asked) and save each item's audio."""
+        audio = infer_batch(self.model, [item.mel for item in batch], noises, self.precision)
+        for item, item_audio in zip(batch, audio, strict=True):
+            if self.denoiser is not None:
+                with torch.inference_mode():
+                    item_audio = self.denoiser(item_audio, strength=self.denoise)
+            yield item.index, self._save(item, item_audio)
+            progress(item_audio.numel())
+
+    def _noise(self, item: _Item) -> torch.Tensor:
+        return item_noise(self.model, item.mel.size(1), self.sigma, self.seed, item.index)
+
+    def _save(self, item: _Item, audio: torch.Tensor) -> FileResult:
+        def write() -> int:
+            save_wav(item.output, audio, self.model.data_config.sampling_rate)
+            return audio.numel()
+
+        return _record(item.source, item.output, write)
+
+    def _stream(
+        self, item: _Item, noise: torch.Tensor, progress: Callable[[int], object]
+    ) -> FileResult:
+        """Synthesize one long item chunk by chunk straight into its wav file."""
+        model = self.model
+        parameter = next(model.parameters())
+        mel = item.mel.unsqueeze(0).to(parameter.device, parameter.dtype)  # (1, M, F)
+        z = noise.unsqueeze(0).to(parameter.device, parameter.dtype)  # (1, G, T_G)
+        chunks = model.infer_chunks(mel, self.chunk_frames, z=z, precision=self.precision)
+
+        def write() -> int:
+            rate = model.data_config.sampling_rate
+            return write_wav_chunks(item.output, _reporting(chunks, progress), rate)
+
+        return _record(item.source, item.output, write)
+
+
+def _reporting(
+    chunks: Iterable[torch.Tensor], progress: Callable[[int], object]
+) -> Iterator[torch.Tensor]:
+    """The first item of each batch chunk (B=1), telling ``progress`` its length once written."""
+    for chunk in chunks:
+        yield chunk[0]
+        progress(chunk.size(-1))
 
 
 def infer_batch(
@@ -266,11 +315,11 @@ def infer_batch(
     noises: Sequence[torch.Tensor],
     precision: str | None = "fp32",
 ) -> list[torch.Tensor]:
-    """Synthesise mels (M, F_i) of different lengths in one pass; returns audio (F_i * hop,) each.
+    """Synthesize mels (M, F_i) of different lengths in one pass; returns audio (F_i * hop,) each.
 
     Mels are padded with log-silence and each z (G, F_i * hop / G) with zeros to the longest; the
     flow is told each item's length (``WaveGlow.infer(lengths=...)``), so its convolutions read
-    zeros past an item's end exactly as when the item is synthesised alone, and each output,
+    zeros past an item's end exactly as when the item is synthesized alone, and each output,
     trimmed to its own length, equals the item's own synthesis to float rounding.
     """
     hop, group = model.hop_length, model.n_group
@@ -305,138 +354,91 @@ def item_noise(
     return gaussian((model.n_group, steps), sigma, generator)  # (G, T_G)
 
 
-def _stream(
-    model: WaveGlow,
-    item: _Item,
-    noise: torch.Tensor,
-    precision: str | None,
-    chunk_frames: int,
-    results: list[FileResult | None],
-    on_error: ErrorHandler | None,
-    progress: Callable[[int], object] = lambda _samples: None,
-) -> None:
-    """Synthesise one long item chunk by chunk straight into its wav file; ``progress`` gets the
-    samples of each chunk written."""
-    parameter = next(model.parameters())
-    mel = item.mel.unsqueeze(0).to(parameter.device, parameter.dtype)  # (1, M, F)
-    z = noise.unsqueeze(0).to(parameter.device, parameter.dtype)  # (1, G, T_G)
-    chunks = model.infer_chunks(mel, chunk_frames, z=z, precision=precision)
-    rate = model.data_config.sampling_rate
-    _record(item, lambda: write_wav_chunks(item.output, _reporting(chunks, progress), rate),
-            results, on_error)  # fmt: skip
-
-
-def _reporting(
-    chunks: Iterable[torch.Tensor], progress: Callable[[int], object]
-) -> Iterator[torch.Tensor]:
-    """The first item of each batch chunk (B=1), telling ``progress`` its length once written."""
-    for chunk in chunks:
-        yield chunk[0]
-        progress(chunk.size(-1))
-
-
-def _write(
-    item: _Item,
-    audio: torch.Tensor,
-    sampling_rate: int,
-    results: list[FileResult | None],
-    on_error: ErrorHandler | None,
-) -> None:
-    def write() -> int:
-        save_wav(item.output, audio, sampling_rate)
-        return audio.numel()
-
-    _record(item, write, results, on_error)
-
-
-def _record(
-    item: _Item,
-    write: Callable[[], int],
-    results: list[FileResult | None],
-    on_error: ErrorHandler | None,
-) -> None:
-    """Run ``write`` (it returns the samples written) and record the item's outcome."""
-    try:
-        samples = write()
-    except AudioError as error:
-        _fail(results, item.index, item.source, str(error), on_error)
-        return
-    except OSError as error:
-        _fail(results, item.index, item.source, cannot_write(item.output, error), on_error)
-        return
-    results[item.index] = FileResult(item.source, item.output, samples)
-
-
 # ---------------------------------------------------------------------------- mels
 def compute_mels(
     inputs: Sequence[str | Path],
     output_dir: str | Path,
     format: str = "pt",  # noqa: A002 - the CLI's --format
-    data_config: DataConfig | None = None,
-    n_mel_channels: int = 80,
+    transform: MelSpectrogram | None = None,
     progress: bool = True,
     on_error: ErrorHandler | None = None,
 ) -> MelReport:
-    """Write the Tacotron 2 mel (M, F) of every audio input to ``output_dir/<stem>.<format>``.
+    """Write the mel (M, F) of every audio input to ``output_dir/<stem>.<format>``: ``transform``,
+    a model's mel (:meth:`WaveGlow.mel_transform`), by default the Tacotron 2 mel of NVIDIA's
+    ``config.json``.
 
     A ``.pt`` output holds one float32 tensor, as NVIDIA's ``inference.py`` loads it.
     """
     if format not in MEL_FORMATS:
         raise ValueError(f"mel format must be one of {', '.join(MEL_FORMATS)}, got {format!r}")
-    transform = MelSpectrogram(data_config, n_mel_channels)
-    results: list[FileResult | None] = [None] * len(inputs)
-    outputs = _output_paths(inputs, Path(output_dir), f".{format}")
-    sources = list(map(Path, inputs))
-    for index, source in enumerate(tqdm(sources, unit="file", disable=not progress)):
-        output = outputs[index]
-        try:
-            if isinstance(output, str):
-                raise AudioError(output)
-            mel = mel_of_audio_file(source, transform)
-            save_mel(output, mel)
-        except AudioError as error:
-            _fail(results, index, source, str(error), on_error)
-            continue
-        except OSError as error:
-            _fail(results, index, source, cannot_write(output, error), on_error)
-            continue
-        results[index] = FileResult(source, output, mel.size(1))
-    return MelReport([result for result in results if result is not None])
+    transform = transform or MelSpectrogram()
+    sources = [Path(source) for source in inputs]
+    names = _OutputNames(sources, Path(output_dir), f".{format}")
+    return MelReport(
+        [
+            _told(_compute_mel(source, names, transform), on_error)
+            for source in tqdm(sources, unit="file", disable=not progress)
+        ]
+    )
+
+
+def _compute_mel(source: Path, names: _OutputNames, transform: MelSpectrogram) -> FileResult:
+    """Write one input's mel; its outcome (``samples``: its number of frames)."""
+    try:
+        output = names(source)
+        mel = mel_of_audio_file(source, transform)
+    except AudioError as error:
+        return FileResult(source, error=str(error))
+
+    def write() -> int:
+        save_mel(output, mel)
+        return mel.size(1)
+
+    return _record(source, output, write)
 
 
 # ---------------------------------------------------------------------------- helpers
-def _output_paths(inputs: Iterable[str | Path], output_dir: Path, suffix: str) -> list[Path | str]:
-    """``output_dir/<stem><suffix>`` per input, or an error line where two inputs would collide or
-    an output would overwrite an input."""
-    sources = [Path(source) for source in inputs]
-    resolved_sources = {source.resolve() for source in sources}
-    taken: dict[Path, Path] = {}
-    outputs: list[Path | str] = []
-    for source in sources:
-        output = output_dir / f"{source.stem}{suffix}"
+class _OutputNames:
+    """Names each input's output ``output_dir/<stem><suffix>``, in the order of the inputs; an
+    output that would overwrite an input file or an earlier input's output is an
+    :class:`AudioError` naming both."""
+
+    def __init__(self, sources: Iterable[Path], output_dir: Path, suffix: str) -> None:
+        self._inputs = {source.resolve() for source in sources}
+        self._output_dir, self._suffix = output_dir, suffix
+        self._taken: dict[Path, Path] = {}  # resolved output -> the input it belongs to
+
+    def __call__(self, source: Path) -> Path:
+        output = self._output_dir / f"{source.stem}{self._suffix}"
         key = output.resolve()
-        if key in taken:
-            outputs.append(f"{source}: its output {output} would overwrite that of {taken[key]}")
-        elif key in resolved_sources:
-            outputs.append(f"{source}: its output {output} would overwrite an input file")
-        else:
-            taken[key] = source
-            outputs.append(output)
-    return outputs
+        if key in self._taken:
+            raise AudioError(
+                f"{source}: its output {output} would overwrite that of {self._taken[key]}"
+            )
+        if key in self._inputs:
+            raise AudioError(f"{source}: its output {output} would overwrite an input file")
+        self._taken[key] = source
+        return output
+
+
+def _record(source: Path, output: Path, write: Callable[[], int]) -> FileResult:
+    """Run ``write`` (it returns the samples or frames written); the input's outcome."""
+    try:
+        count = write()
+    except AudioError as error:
+        return FileResult(source, error=str(error))
+    except OSError as error:
+        return FileResult(source, error=cannot_write(output, error))
+    return FileResult(source, output, count)
+
+
+def _told(result: FileResult, on_error: ErrorHandler | None) -> FileResult:
+    """``result``, its error line first passed to ``on_error``."""
+    if result.error is not None and on_error is not None:
+        on_error(result.error)
+    return result
 
 
 def cannot_write(path: Path | str, error: OSError) -> str:
     """One line for a failed write (a full disk, a directory in the way...)."""
     return f"{path}: cannot write ({error.strerror or error})"
-
-
-def _fail(
-    results: list[FileResult | None],
-    index: int,
-    source: Path,
-    message: str,
-    on_error: ErrorHandler | None,
-) -> None:
-    results[index] = FileResult(source, error=message)
-    if on_error is not None:
-        on_error(message)

@@ -11,13 +11,14 @@
 * a bare state dict of NVIDIA names saved with ``torch.save`` (``state-dict``).
 
 Whatever the container, the weights may use any of NVIDIA's historical WaveNet layouts, which are
-fused into today's names; the layout then carries a suffix:
+fused into the current names (``cond_layer``, ``res_skip_layers``); the layout then carries a
+suffix:
 
 * per-layer conditioning ``WN.k.cond_layers.i`` (before August 2019) ``+cond-layers``;
 * split ``WN.k.res_layers.i`` / ``WN.k.skip_layers.i`` (``glow.py`` before its commit 8a5d43f of
   November 2018, and ``glow_old.py``) ``+res-skip-split``. NVIDIA's ``glow_old.py`` also swapped the
   coupling halves on odd flows, which no choice of weights can express: pickles of ``glow_old``
-  classes get ``swap_odd_couplings=True`` in their inferred config, so they synthesise as NVIDIA's
+  classes get ``swap_odd_couplings=True`` in their inferred config, so they synthesize as NVIDIA's
   code did (and keep the flag when converted to our format); pickles of ``glow`` classes do not.
   A bare state dict cannot say which code wrote it: split layers are then read as ``glow.py``
   wrote them, with a :class:`LayoutWarning`, and ``glow_old=True`` chooses the other reading.
@@ -232,7 +233,8 @@ _OLD_LAYER = re.compile(r"^WN\.(\d+)\.(cond_layers|res_layers|skip_layers)\.(\d+
 
 
 def _fuse_old_layouts(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """Fuse per-layer ``cond_layers`` and split ``res_layers``/``skip_layers`` into today's names."""
+    """Fuse per-layer ``cond_layers`` and split ``res_layers``/``skip_layers`` into the current
+    fused names."""
     old: dict[tuple[int, str], dict[int, dict[str, torch.Tensor]]] = {}
     fused = {}
     for name, tensor in state.items():

@@ -44,6 +44,16 @@ class Checkpoint:
     layout: str
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def parameter_count(self) -> int:
+        """The numbers the state dict holds (with weight norm: g and v, as stored)."""
+        return sum(value.numel() for value in self.state_dict.values() if hasattr(value, "numel"))
+
+    @property
+    def has_weight_norm(self) -> bool:
+        """True when the weights are stored as weight norm's g and v (not folded)."""
+        return any(name.endswith("weight_g") for name in self.state_dict)
+
 
 # ---------------------------------------------------------------------------- writing
 def save(model: WaveGlow, path: str | Path, **extra: Any) -> Path:
@@ -135,7 +145,7 @@ def values_held(state: Mapping[str, Any]) -> int:
 
 
 def check_finite(state: Mapping[str, torch.Tensor], source: str = "") -> None:
-    """Refuse weights with NaN or infinite values (they synthesise silence or noise), naming the
+    """Refuse weights with NaN or infinite values (they synthesize silence or noise), naming the
     first such tensor."""
     for name, tensor in state.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):

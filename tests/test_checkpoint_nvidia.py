@@ -18,6 +18,7 @@ import torch.nn.backends.thnn as thnn
 
 from conftest import TINY, TINY_DATA
 from nvidia_layouts import (
+    PICKLE_VARIANTS,
     SMALL,
     assert_same_model,
     glow_module,
@@ -26,46 +27,10 @@ from nvidia_layouts import (
     official_model,
     old_state_dict,
     save_torch,
+    write_official_pickle,
 )
 from waveglow import CheckpointError, load
 from waveglow.checkpoint import LayoutWarning, build_model, convert, read_checkpoint
-
-PICKLE_VARIANTS = {  # module name, per-layer cond_layers, split res/skip, layout suffix
-    "fused": ("glow", False, False, ""),
-    "cond-layers": ("glow", True, False, "+cond-layers"),
-    "glow-split": ("glow", True, True, "+cond-layers+res-skip-split"),  # glow.py before 8a5d43f
-    "glow-old": ("glow_old", True, True, "+cond-layers+res-skip-split"),
-    "glow-old-converted": ("glow_old", True, False, "+cond-layers"),  # NVIDIA's convert_model.py
-}
-
-
-def write_official_pickle(
-    monkeypatch: pytest.MonkeyPatch,
-    path: Path,
-    variant: str = "fused",
-    legacy: bool = False,
-    full_dict: bool = True,
-) -> torch.nn.Module:
-    """Save like NVIDIA's train.py with a throwaway ``glow`` module, then unregister it."""
-    name, cond_layers, res_skip_split, _ = PICKLE_VARIANTS[variant]
-    config = dataclasses.replace(TINY, swap_odd_couplings=name == "glow_old")  # glow_old's maths
-    source = make_source(config, TINY_DATA)  # hop 16: only the pickled stride can tell
-    module = glow_module(name, cond_layers, res_skip_split)
-    with monkeypatch.context() as patch:
-        patch.setitem(sys.modules, name, module)
-        model = official_model(module, source)
-        payload = model
-        if full_dict:
-            optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-            payload = {
-                "model": model,
-                "iteration": 580000,
-                "optimizer": optimizer.state_dict(),
-                "learning_rate": 1e-4,
-            }
-        save_torch(payload, path, legacy=legacy)
-    assert name not in sys.modules  # our loader must not need NVIDIA's code
-    return source
 
 
 def read_and_check(
@@ -107,7 +72,7 @@ def read_and_check(
 
 
 def assert_glow_old_inverse(model: torch.nn.Module, frames: int = 3) -> None:
-    """``model`` synthesises what NVIDIA's glow_old.py computes from the same weights."""
+    """``model`` synthesizes what NVIDIA's glow_old.py computes from the same weights."""
     generator = torch.Generator().manual_seed(2)
     mel = torch.randn(2, model.config.n_mel_channels, frames, generator=generator)
     steps = frames * model.hop_length // model.n_group
@@ -409,6 +374,23 @@ def test_pickle_naming_an_unknown_module_class_is_refused(monkeypatch, tmp_path)
         read_checkpoint(path)
 
 
+def write_legacy_file(
+    path: Path, pickler: type[pickle.Pickler], state: object, keys: list[str]
+) -> Path:
+    """A hand-made pre-1.6 torch file: its header, ``state`` pickled by ``pickler`` (whose
+    persistent ids name the storages) and the storage ``keys``, with no storage data at all."""
+    payload = io.BytesIO()
+    pickler(payload, protocol=2).dump(state)
+    path.write_bytes(
+        pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)  # torch's legacy magic number
+        + pickle.dumps(1001, protocol=2)
+        + pickle.dumps({"little_endian": True}, protocol=2)
+        + payload.getvalue()
+        + pickle.dumps(keys, protocol=2)
+    )
+    return path
+
+
 def test_storage_larger_than_the_file_is_refused_before_allocating(tmp_path):
     """A hand-made legacy file whose one storage claims 4 TB."""
 
@@ -426,15 +408,8 @@ def test_storage_larger_than_the_file_is_refused_before_allocating(tmp_path):
                 return ("storage", torch.FloatStorage, "0", "cpu", 10**12, None)
             return None
 
-    payload = io.BytesIO()
-    Pickler(payload, protocol=2).dump({"upsample.weight": HugeTensor()})
-    path = tmp_path / "huge.pt"
-    path.write_bytes(
-        pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)
-        + pickle.dumps(1001, protocol=2)
-        + pickle.dumps({"little_endian": True}, protocol=2)
-        + payload.getvalue()
-        + pickle.dumps(["0"], protocol=2)
+    path = write_legacy_file(
+        tmp_path / "huge.pt", Pickler, {"upsample.weight": HugeTensor()}, ["0"]
     )
     with pytest.raises(CheckpointError, match=r"huge\.pt: .*claims 4000000000000 bytes"):
         read_checkpoint(path)
@@ -595,16 +570,8 @@ def test_storages_together_may_not_claim_more_than_the_file(tmp_path):
             return None
 
     keys = [str(k) for k in range(4000)]
-    payload = io.BytesIO()
-    Pickler(payload, protocol=2).dump({f"t{key}": Tensor(key) for key in keys})
-    path = tmp_path / "many.pt"
-    path.write_bytes(
-        pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)
-        + pickle.dumps(1001, protocol=2)
-        + pickle.dumps({"little_endian": True}, protocol=2)
-        + payload.getvalue()
-        + pickle.dumps(keys, protocol=2)
-    )
+    state = {f"t{key}": Tensor(key) for key in keys}
+    path = write_legacy_file(tmp_path / "many.pt", Pickler, state, keys)
     assert path.stat().st_size > 1024  # each storage (1 KiB) fits in the file on its own
     with pytest.raises(CheckpointError, match=r"many\.pt: .*with the others, more than the file"):
         read_checkpoint(path)
