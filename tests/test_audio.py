@@ -12,7 +12,7 @@ import soundfile
 import torch
 
 from waveglow import DataConfig, MelSpectrogram, load_audio, load_mel, save_mel, save_wav
-from waveglow.audio import AudioError, mel_filters
+from waveglow.audio import AudioError, atomic_path, mel_filters
 
 RATE = 22050
 
@@ -344,3 +344,23 @@ def test_a_dead_writers_temporary_is_removed_by_the_next_write(tmp_path):
     assert not dead.exists()
     assert alive.exists() and unrelated.exists()
     assert audio.remove_stale_temporaries(tmp_path) == []  # once per process and folder
+
+
+def test_a_writer_failing_on_a_full_disk_says_so(tmp_path, monkeypatch):
+    """libsndfile says "System error." and torch "file write failed" when the disk is full: the
+    error names the path and ENOSPC; on a disk with space left, the writer's own message."""
+    import errno
+
+    target = tmp_path / "x.wav"
+    full = os.statvfs_result((4096, 4096, 50, 0, 0, 100, 90, 90, 0, 255))
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "statvfs", lambda _path: full)
+        with pytest.raises(OSError) as caught, atomic_path(target) as temporary:
+            temporary.write_bytes(b"partial")
+            raise RuntimeError("Error writing: System error.")
+    assert (caught.value.errno, caught.value.filename) == (errno.ENOSPC, str(target))
+    assert caught.value.strerror == os.strerror(errno.ENOSPC)
+    with pytest.raises(OSError, match="System error") as caught, atomic_path(target):
+        raise RuntimeError("Error writing: System error.")
+    assert caught.value.errno == errno.EIO
+    assert list(tmp_path.iterdir()) == []

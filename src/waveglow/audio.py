@@ -182,8 +182,9 @@ class atomic_path:  # noqa: N801 - used as a context manager, reads like a funct
     device node, FIFO or socket an :class:`OSError`, both naming ``path``. The result gets the mode
     a plain write would (0o666 less the umask), whatever the writer used. A writer's own failure
     (torch and soundfile raise RuntimeErrors on a full disk) becomes an :class:`OSError` naming
-    ``path``. The temporary name holds the writer's pid: the first write of a process into a
-    folder removes the temporary files of writers that died there (kill -9).
+    ``path``: ENOSPC where the file system is then full, else EIO with the writer's message. The
+    temporary name holds the writer's pid: the first write of a process into a folder removes
+    the temporary files of writers that died there (kill -9).
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -214,10 +215,22 @@ class atomic_path:  # noqa: N801 - used as a context manager, reads like a funct
             except BaseException:
                 self.temporary.unlink(missing_ok=True)
                 raise
-        self.temporary.unlink(missing_ok=True)
+        full = issubclass(kind, RuntimeError) and _no_space_left(self.path.parent)
+        self.temporary.unlink(missing_ok=True)  # after looking: it holds the space it took
+        if full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path)) from None
         if issubclass(kind, RuntimeError):
             first = str(error).strip().splitlines()[0] if str(error).strip() else kind.__name__
             raise OSError(errno.EIO, first, str(self.path)) from None
+
+
+def _no_space_left(folder: Path) -> bool:
+    """Whether ``folder``'s file system has no block left: a writer that failed there ran out of
+    space, whatever its own message says (libsndfile: "System error.")."""
+    try:
+        return os.statvfs(folder).f_bavail == 0
+    except OSError:
+        return False
 
 
 def _refuse_non_regular(path: Path) -> None:
