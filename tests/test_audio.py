@@ -328,7 +328,7 @@ def test_safetensors_and_torch_outputs_both_follow_the_umask(tmp_path):
     assert modes == {"model.pt": 0o644, "model.safetensors": 0o644}
 
 
-def test_a_dead_writers_temporary_is_removed_by_the_next_write(tmp_path):
+def test_dead_writers_temporaries_are_removed_and_live_ones_kept(tmp_path):
     import subprocess
 
     from waveglow import audio
@@ -340,10 +340,21 @@ def test_a_dead_writers_temporary_is_removed_by_the_next_write(tmp_path):
     unrelated = tmp_path / ".notes.tmp"
     for path in (dead, alive, unrelated):
         path.write_bytes(b"partial")
-    save_wav(tmp_path / "new.wav", np.zeros(10), 22050)
-    assert not dead.exists()
+    assert audio.remove_stale_temporaries(tmp_path, tmp_path / "missing") == [dead]
     assert alive.exists() and unrelated.exists()
-    assert audio.remove_stale_temporaries(tmp_path) == []  # once per process and folder
+    dead.write_bytes(b"partial")  # a second death: no memory of the first sweep
+    assert audio.remove_stale_temporaries(tmp_path) == [dead]
+
+
+def test_an_atomic_write_does_not_list_its_folder(tmp_path, monkeypatch):
+    """Writing N files into one folder stays linear: the jobs sweep once, not each write."""
+
+    def no_listing(*_args):
+        raise AssertionError("the folder was listed")
+
+    monkeypatch.setattr(os, "scandir", no_listing)
+    save_wav(tmp_path / "new.wav", np.zeros(10), 22050)
+    assert (tmp_path / "new.wav").is_file()
 
 
 def test_a_writer_failing_on_a_full_disk_says_so(tmp_path, monkeypatch):

@@ -183,8 +183,7 @@ class atomic_path:  # noqa: N801 - used as a context manager, reads like a funct
     a plain write would (0o666 less the umask), whatever the writer used. A writer's own failure
     (torch and soundfile raise RuntimeErrors on a full disk) becomes an :class:`OSError` naming
     ``path``: ENOSPC where the file system is then full, else EIO with the writer's message. The
-    temporary name holds the writer's pid: the first write of a process into a folder removes
-    the temporary files of writers that died there (kill -9).
+    temporary name holds the writer's pid, for :func:`remove_stale_temporaries`.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -193,7 +192,6 @@ class atomic_path:  # noqa: N801 - used as a context manager, reads like a funct
     def __enter__(self) -> Path:
         _refuse_non_regular(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(self.path.parent)
         while True:  # like mkstemp, but with the mode a plain write gets (0o666 less the umask)
             name = self.path.parent / f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
             try:
@@ -255,22 +253,27 @@ def _umask() -> int:
 
 
 _TEMPORARY = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")
-_swept: set[tuple[int, Path]] = set()
 
 
-def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Remove the temporary files that :class:`atomic_path` writers, now dead, left in
-    ``folder``; once per process and folder. Returns what was removed."""
-    key = (os.getpid(), folder.resolve())
-    if key in _swept:
-        return []
-    _swept.add(key)
+def remove_stale_temporaries(*folders: str | Path) -> list[Path]:
+    """Remove the temporary files that :class:`atomic_path` writers, now dead (kill -9), left in
+    ``folders`` (missing ones are skipped); returns what was removed.
+
+    Every job that writes into a folder calls it once as it starts (synthesis, mels, evaluation,
+    training, checkpoint and export files): a single atomic write does not look, so that writing
+    many files into one folder stays linear in their number.
+    """
     removed = []
-    for entry in os.scandir(folder):
-        match = _TEMPORARY.match(entry.name)
-        if match and not _alive(int(match.group(1))) and entry.is_file(follow_symlinks=False):
-            Path(entry.path).unlink(missing_ok=True)
-            removed.append(Path(entry.path))
+    for folder in folders:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:  # no such folder (yet), or not a folder
+            continue
+        for entry in entries:
+            match = _TEMPORARY.match(entry.name)
+            if match and not _alive(int(match.group(1))) and entry.is_file(follow_symlinks=False):
+                Path(entry.path).unlink(missing_ok=True)
+                removed.append(Path(entry.path))
     return removed
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-from .audio import AudioError, MelSpectrogram, atomic_path, load_audio
+from .audio import AudioError, MelSpectrogram, atomic_path, load_audio, remove_stale_temporaries
 from .config import DataConfig
 
 AUDIO_SUFFIXES = frozenset(
@@ -270,6 +270,8 @@ class SegmentDataset(Dataset):
         self.min_samples = int(min_duration * data_config.sampling_rate)
         self.skip_silent = skip_silent
         self.cache_directory = Path(cache_directory) if cache_directory else None
+        if self.cache_directory is not None:
+            remove_stale_temporaries(self.cache_directory)
         self.mel = MelSpectrogram(data_config, n_mel_channels)
         self.epoch = 0
 

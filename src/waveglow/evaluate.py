@@ -54,7 +54,15 @@ import numpy as np
 import soxr
 import torch
 
-from .audio import AudioError, MelSpectrogram, atomic_path, load_audio, mel_filters, save_wav
+from .audio import (
+    AudioError,
+    MelSpectrogram,
+    atomic_path,
+    load_audio,
+    mel_filters,
+    remove_stale_temporaries,
+    save_wav,
+)
 from .config import DataConfig
 from .denoiser import Denoiser
 from .model import WaveGlow
@@ -462,6 +470,7 @@ def evaluate(
     config = model.data_config if model is not None else DataConfig()
     n_mel_channels = model.config.n_mel_channels if model is not None else 80
     output_dir = Path(output_dir)
+    remove_stale_temporaries(output_dir, output_dir / "wavs", output_dir / "plots")
     failures: list[tuple[str, str]] = []
 
     def fail(path: Path, error: Exception) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .audio import atomic_path
+from .audio import atomic_path, remove_stale_temporaries
 from .model import WaveGlow
 
 ONNX_OPSET = 17
@@ -64,6 +64,7 @@ def export_onnx(
     :mod:`waveglow.fast` (the GEMM formulation of :meth:`WaveGlow.infer`'s default path).
     """
     path = Path(path)
+    remove_stale_temporaries(path.parent)
     synthesizer = Synthesizer(model, precision)
     with torch.no_grad(), atomic_path(path) as temporary, _quiet_tracer():
         torch.onnx.export(
@@ -89,6 +90,7 @@ def export_torchscript(model: WaveGlow, path: str | Path) -> Path:
     TorchScript is deprecated in recent torch releases but still loads everywhere (C++ included).
     """
     path = Path(path)
+    remove_stale_temporaries(path.parent)
     synthesizer = Synthesizer(model)
     with torch.no_grad(), _quiet_tracer():
         traced = torch.jit.trace(synthesizer, example_inputs(synthesizer.model), check_trace=False)

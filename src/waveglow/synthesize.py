@@ -35,6 +35,7 @@ from .audio import (
     MelSpectrogram,
     load_audio,
     load_mel,
+    remove_stale_temporaries,
     save_mel,
     save_wav,
 )
@@ -184,6 +185,7 @@ def synthesize_files(
     has_audio = any(Path(source).suffix not in MEL_SUFFIXES for source in inputs)
     transform = MelSpectrogram(model.data_config, n_mel_channels) if has_audio else None
     results: list[FileResult | None] = [None] * len(inputs)
+    remove_stale_temporaries(output_dir)
     outputs = _output_paths(inputs, Path(output_dir), OUTPUT_SUFFIX)
 
     rate = model.data_config.sampling_rate
@@ -380,6 +382,7 @@ def compute_mels(
         raise ValueError(f"mel format must be one of {', '.join(MEL_FORMATS)}, got {format!r}")
     transform = MelSpectrogram(data_config, n_mel_channels)
     results: list[FileResult | None] = [None] * len(inputs)
+    remove_stale_temporaries(output_dir)
     outputs = _output_paths(inputs, Path(output_dir), f".{format}")
     sources = list(map(Path, inputs))
     for index, source in enumerate(tqdm(sources, unit="file", disable=not progress)):

@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from . import fast
-from .audio import MelSpectrogram, atomic_path, save_wav
+from .audio import MelSpectrogram, atomic_path, remove_stale_temporaries, save_wav
 from .checkpoint import Checkpoint, CheckpointError, build_model, save
 from .config import Config, ConfigError, TrainConfig
 from .convert import read_checkpoint, safe_torch_load
@@ -1034,6 +1034,7 @@ class RunLogger:
         if not enabled:
             return
         output.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(output, output / "samples")
         self.json = open(output / "log.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         if config.train_config.with_tensorboard:
             self.board = _tensorboard(output / "logs", self)
