@@ -375,3 +375,25 @@ def test_a_writer_failing_on_a_full_disk_says_so(tmp_path, monkeypatch):
         raise RuntimeError("Error writing: System error.")
     assert caught.value.errno == errno.EIO
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.bool_], ids=["complex", "bool"])
+def test_a_mel_of_complex_or_boolean_values_is_refused(tmp_path, dtype):
+    """Not cast to float with torch's warning (a complex mel lost its imaginary part, exit 0)."""
+    path = tmp_path / "m.npy"
+    np.save(path, np.ones((80, 5), dtype=dtype))
+    with pytest.raises(AudioError, match=r"m\.npy: a mel must hold real numbers, got torch\."):
+        load_mel(path)
+
+
+def test_a_directory_or_a_fifo_is_named_as_such_not_as_missing(tmp_path):
+    folder = tmp_path / "clip.wav"
+    folder.mkdir()
+    with pytest.raises(AudioError, match=r"clip\.wav: is a directory, not a file"):
+        load_audio(folder)
+    fifo = tmp_path / "mel.npy"
+    os.mkfifo(fifo)
+    with pytest.raises(AudioError, match=r"mel\.npy: is not a regular file"):
+        load_mel(fifo)
+    with pytest.raises(AudioError, match=r"absent\.npy: no such file"):
+        load_mel(tmp_path / "absent.npy")

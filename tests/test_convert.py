@@ -526,6 +526,12 @@ def test_truncated_file(monkeypatch, tmp_path, legacy):
         read_checkpoint(path)
 
 
+def test_a_directory_is_no_checkpoint_file(tmp_path):
+    (tmp_path / "model.pt").mkdir()
+    with pytest.raises(CheckpointError, match=r"model\.pt: is a directory, not a file"):
+        read_checkpoint(tmp_path / "model.pt")
+
+
 def test_empty_missing_and_random_files(tmp_path):
     empty = tmp_path / "empty.pt"
     empty.touch()

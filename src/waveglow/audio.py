@@ -119,6 +119,25 @@ class MelSpectrogram(nn.Module):
 
 
 # ---------------------------------------------------------------------------- audio files
+def input_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be read as an input file (missing, a directory, a device or FIFO,
+    empty), in a few words; None when it can."""
+    try:
+        status = path.stat()
+    except OSError:
+        return "no such file"
+    if stat.S_ISDIR(status.st_mode):
+        return "is a directory, not a file"
+    if not stat.S_ISREG(status.st_mode):
+        return "is not a regular file (a device, FIFO or socket)"
+    return "the file is empty" if status.st_size == 0 else None
+
+
+def is_real(values: torch.Tensor) -> bool:
+    """Whether a tensor holds real numbers (not complex ones, not booleans)."""
+    return not (values.is_complex() or values.dtype == torch.bool)
+
+
 def load_audio(path: str | Path, sampling_rate: int | None = 22050) -> tuple[np.ndarray, int]:
     """Read any file soundfile reads as float32 mono in [-1, 1], resampled (soxr) to ``sampling_rate``.
 
@@ -126,10 +145,8 @@ def load_audio(path: str | Path, sampling_rate: int | None = 22050) -> tuple[np.
     averaged. Returns ``(audio, rate)``; ``sampling_rate=None`` keeps the file's rate.
     """
     path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: the file is empty")
+    if problem := input_problem(path):
+        raise AudioError(f"{path}: {problem}")
     try:
         data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:
@@ -296,10 +313,8 @@ def load_mel(path: str | Path, n_mel_channels: int = 80) -> torch.Tensor:
     A batch dimension of 1 is accepted and dropped. Never executes code from the file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: the file is empty")
+    if problem := input_problem(path):
+        raise AudioError(f"{path}: {problem}")
     try:
         mel = _read_mel_file(path)
     except Exception as error:  # noqa: BLE001 - any failure to parse is the file's fault
@@ -316,6 +331,8 @@ def load_mel(path: str | Path, n_mel_channels: int = 80) -> torch.Tensor:
         )
     if mel.size(1) == 0:
         raise AudioError(f"{path}: the mel has no frames")
+    if not is_real(mel):
+        raise AudioError(f"{path}: a mel must hold real numbers, got {mel.dtype}")
     mel = mel.float()
     if not torch.isfinite(mel).all():
         raise AudioError(f"{path}: the mel contains NaN or infinite values")

@@ -58,7 +58,7 @@ from typing import IO, Any
 
 import torch
 
-from .audio import InputWarning
+from .audio import InputWarning, input_problem
 from .checkpoint import (
     SAFETENSORS_SUFFIX,
     Checkpoint,
@@ -123,10 +123,8 @@ def read_checkpoint(path: str | Path, glow_old: bool | None = None) -> Checkpoin
     where its split res/skip layers could have come from either).
     """
     path = resolve_bundled(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"{path}: the file is empty")
+    if problem := input_problem(path):
+        raise CheckpointError(f"{path}: {problem}")
     checkpoint = _read_any(path, glow_old)
     check_size(checkpoint, str(path))
     return checkpoint

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .audio import is_real
 from .config import Config, DataConfig, WaveGlowConfig
 from .fast import GemmCondition
 from .modules import WN, Invertible1x1Conv, remove_weight_norm
@@ -342,7 +343,7 @@ class WaveGlow(nn.Module):
                 f"{name} must be a tensor, a numpy array or a nested list of numbers, "
                 f"got {type(value).__name__}{hint}"
             )
-        if value.is_complex() or value.dtype == torch.bool:
+        if not is_real(value):
             raise ValueError(f"{name} must hold real numbers, got {value.dtype}")
         value = value.to(parameter.device, parameter.dtype)
         if not bool(torch.isfinite(value).all()):
