@@ -12,7 +12,7 @@ import soundfile
 import torch
 
 from waveglow import DataConfig, MelSpectrogram, load_audio, load_mel, save_mel, save_wav
-from waveglow.audio import SILENCE, AudioError, mel_filters
+from waveglow.audio import SILENCE, AudioError, atomic_path, mel_filters
 
 RATE = 22050
 
@@ -329,7 +329,7 @@ def test_safetensors_and_torch_outputs_both_follow_the_umask(tmp_path):
     assert modes == {"model.pt": 0o644, "model.safetensors": 0o644}
 
 
-def test_a_dead_writers_temporary_is_removed_by_the_next_write(tmp_path):
+def test_dead_writers_temporaries_are_removed_and_live_ones_kept(tmp_path):
     import subprocess
 
     from waveglow import audio
@@ -341,7 +341,60 @@ def test_a_dead_writers_temporary_is_removed_by_the_next_write(tmp_path):
     unrelated = tmp_path / ".notes.tmp"
     for path in (dead, alive, unrelated):
         path.write_bytes(b"partial")
-    save_wav(tmp_path / "new.wav", np.zeros(10), 22050)
-    assert not dead.exists()
+    assert audio.remove_stale_temporaries(tmp_path, tmp_path / "missing") == [dead]
     assert alive.exists() and unrelated.exists()
-    assert audio.remove_stale_temporaries(tmp_path) == []  # once per process and folder
+    dead.write_bytes(b"partial")  # a second death: no memory of the first sweep
+    assert audio.remove_stale_temporaries(tmp_path) == [dead]
+
+
+def test_an_atomic_write_does_not_list_its_folder(tmp_path, monkeypatch):
+    """Writing N files into one folder stays linear: the jobs sweep once, not each write."""
+
+    def no_listing(*_args):
+        raise AssertionError("the folder was listed")
+
+    monkeypatch.setattr(os, "scandir", no_listing)
+    save_wav(tmp_path / "new.wav", np.zeros(10), 22050)
+    assert (tmp_path / "new.wav").is_file()
+
+
+def test_a_writer_failing_on_a_full_disk_says_so(tmp_path, monkeypatch):
+    """libsndfile says "System error." and torch "file write failed" when the disk is full: the
+    error names the path and ENOSPC; on a disk with space left, the writer's own message."""
+    import errno
+
+    target = tmp_path / "x.wav"
+    full = os.statvfs_result((4096, 4096, 50, 0, 0, 100, 90, 90, 0, 255))
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "statvfs", lambda _path: full)
+        with pytest.raises(OSError) as caught, atomic_path(target) as temporary:
+            temporary.write_bytes(b"partial")
+            raise RuntimeError("Error writing: System error.")
+    assert (caught.value.errno, caught.value.filename) == (errno.ENOSPC, str(target))
+    assert caught.value.strerror == os.strerror(errno.ENOSPC)
+    with pytest.raises(OSError, match="System error") as caught, atomic_path(target):
+        raise RuntimeError("Error writing: System error.")
+    assert caught.value.errno == errno.EIO
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.bool_], ids=["complex", "bool"])
+def test_a_mel_of_complex_or_boolean_values_is_refused(tmp_path, dtype):
+    """Not cast to float with torch's warning (a complex mel lost its imaginary part, exit 0)."""
+    path = tmp_path / "m.npy"
+    np.save(path, np.ones((80, 5), dtype=dtype))
+    with pytest.raises(AudioError, match=r"m\.npy: a mel must hold real numbers, got torch\."):
+        load_mel(path)
+
+
+def test_a_directory_or_a_fifo_is_named_as_such_not_as_missing(tmp_path):
+    folder = tmp_path / "clip.wav"
+    folder.mkdir()
+    with pytest.raises(AudioError, match=r"clip\.wav: is a directory, not a file"):
+        load_audio(folder)
+    fifo = tmp_path / "mel.npy"
+    os.mkfifo(fifo)
+    with pytest.raises(AudioError, match=r"mel\.npy: is not a regular file"):
+        load_mel(fifo)
+    with pytest.raises(AudioError, match=r"absent\.npy: no such file"):
+        load_mel(tmp_path / "absent.npy")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import io
 import os
@@ -29,7 +30,7 @@ from nvidia_layouts import (
     save_torch,
     write_official_pickle,
 )
-from waveglow import CheckpointError, load
+from waveglow import CheckpointError, load, save
 from waveglow.checkpoint import LayoutWarning, build_model, convert, read_checkpoint
 
 
@@ -415,6 +416,79 @@ def test_storage_larger_than_the_file_is_refused_before_allocating(tmp_path):
         read_checkpoint(path)
 
 
+class MakesATensor:
+    """Pickles as a call making a tensor of ``numel`` values that the file does not hold: torch's
+    own constructor, or through ``_rebuild_from_type_v2`` as torch writes tensors with state."""
+
+    def __init__(self, numel: int, through_rebuild: bool) -> None:
+        self.numel, self.through_rebuild = numel, through_rebuild
+
+    def __reduce__(self):
+        if self.through_rebuild:
+            arguments = (torch.Tensor, torch.Tensor, (self.numel,), {})
+            return (torch._tensor._rebuild_from_type_v2, arguments)
+        return (torch.Tensor, (self.numel,))
+
+
+@pytest.mark.parametrize("through_rebuild", [False, True], ids=["constructor", "rebuild"])
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_a_pickle_cannot_make_tensors_the_file_does_not_hold(tmp_path, legacy, through_rebuild):
+    """An allocating call passes for weights: without it, the config below is refused as bigger
+    than the file; with it, a tiny file could declare (and build) a model of any size."""
+    path = save(make_source(TINY, TINY_DATA), tmp_path / "model.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["config"]["waveglow_config"]["WN_config"]["n_channels"] = 64
+    payload["state_dict"]["padding"] = MakesATensor(10**6, through_rebuild)
+    save_torch(payload, path, legacy)
+    with pytest.raises(CheckpointError, match=r"model\.pt: .*torch\.Tensor"):
+        read_checkpoint(path)
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_a_tensor_with_python_attributes_still_loads(tmp_path, legacy):
+    """torch pickles such a tensor through _rebuild_from_type_v2(_rebuild_tensor_v2, Tensor, ...)."""
+    from waveglow.checkpoint.read import safe_torch_load
+
+    tensor = torch.arange(6.0).reshape(2, 3)
+    tensor.note = "attribute"
+    path = save_torch({"a": tensor}, tmp_path / "attribute.pt", legacy)
+    assert torch.equal(safe_torch_load(path)["a"], tensor)
+
+
+class Encodes:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __reduce__(self):
+        return (codecs.encode, (self.text, "latin1"))
+
+
+def test_bytes_a_pickle_builds_are_bounded_by_the_file(tmp_path):
+    """Protocol 2 writes bytes as _codecs.encode(str, 'latin1'): one memoised string encoded
+    many times would make the file's size many times over (here 100x)."""
+    text = "x" * 10**5
+    bomb = save_torch({"copies": [Encodes(text) for _ in range(1000)]}, tmp_path / "bomb.pt")
+    assert bomb.stat().st_size < 10**5 * 1000 / 100
+    with pytest.raises(CheckpointError, match=r"bomb\.pt: .*more than the file holds"):
+        read_checkpoint(bomb)
+    path = save(make_source(TINY, TINY_DATA), tmp_path / "model.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["notes"] = bytes(range(256)) * 4  # real bytes, each written once: read as they are
+    with open(path, "wb") as handle:
+        torch.save(payload, handle, pickle_protocol=2, _use_new_zipfile_serialization=False)
+    assert read_checkpoint(path).extra["notes"] == bytes(range(256)) * 4
+
+
+def test_a_pickle_may_encode_only_latin1_bytes(tmp_path):
+    class Unicode:
+        def __reduce__(self):
+            return (codecs.encode, ("x" * 100, "unicode_escape"))
+
+    path = save_torch({"config": Unicode()}, tmp_path / "odd.pt")
+    with pytest.raises(CheckpointError, match=r"odd\.pt: .*latin1"):
+        read_checkpoint(path)
+
+
 # ---------------------------------------------------------------------------- broken files
 @pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
 def test_truncated_file(monkeypatch, tmp_path, legacy):
@@ -424,6 +498,12 @@ def test_truncated_file(monkeypatch, tmp_path, legacy):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match=r"waveglow\.pt: cannot be read.*truncated"):
         read_checkpoint(path)
+
+
+def test_a_directory_is_no_checkpoint_file(tmp_path):
+    (tmp_path / "model.pt").mkdir()
+    with pytest.raises(CheckpointError, match=r"model\.pt: is a directory, not a file"):
+        read_checkpoint(tmp_path / "model.pt")
 
 
 def test_empty_missing_and_random_files(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -260,3 +261,26 @@ def test_progress_is_in_seconds_of_audio_and_a_long_file_moves_it_chunk_by_chunk
     assert len(updates) == 5 + 1  # 40 frames in chunks of 8, then the short file
     assert sum(updates[:5]) == pytest.approx(40 * seconds_per_frame)
     assert updates[5] == pytest.approx(5 * seconds_per_frame)
+
+
+@pytest.mark.parametrize("job", ["synthesize", "mel"])
+def test_a_run_removes_what_a_killed_run_left_in_its_folder(tmp_path, job):
+    """kill -9 leaves a writer's temporary behind; the next run into that folder removes it,
+    whatever the names it writes (a live writer's temporary stays)."""
+    import subprocess
+
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = out / f".long{OUTPUT_SUFFIX}.{finished.pid}.0123abcd.tmp"
+    alive = out / f".other{OUTPUT_SUFFIX}.{os.getppid()}.0123abcd.tmp"
+    for path in (dead, alive):
+        path.write_bytes(b"partial")
+    if job == "synthesize":
+        torch.save(random_mel(6, 0), tmp_path / "short.pt")
+        synthesize_files(make_tiny(), [tmp_path / "short.pt"], out, progress=False)
+    else:
+        soundfile.write(tmp_path / "short.wav", np.zeros(2000), 22050, subtype="PCM_16")
+        compute_mels([tmp_path / "short.wav"], out, progress=False)
+    assert not dead.exists() and alive.exists()

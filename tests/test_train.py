@@ -538,3 +538,30 @@ def test_a_run_starts_from_its_config_file_else_its_own_when_resumed_else_the_de
     assert starting_config(None, tmp_path, resume=True).train_config.batch_size == 3
     assert starting_config(None, tmp_path, resume=False) == Config()
     assert starting_config(None, tmp_path / "new", resume=True) == Config()
+
+
+def test_the_training_docs_figures_are_the_models_and_their_laptop_recipe_runs(
+    corpus, tmp_path, capsys
+):
+    """docs/training.md: its parameter counts and checkpoint size are the default model's, and
+    its tiny recipe trains (two steps here, on the test corpus)."""
+    import shlex
+
+    from waveglow import DataConfig, WaveGlow, WaveGlowConfig
+    from waveglow.cli import main
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text()
+    norm, folded = (
+        WaveGlow.parameter_count(WaveGlowConfig(), DataConfig(), weight_norm=weight_norm)
+        for weight_norm in (True, False)
+    )
+    assert f"{norm:,} parameters" in text and f"({folded:,} folded" in text
+    assert f"about {norm * 12 / 1e9:.2f} GB per" in text  # weights and Adam's two moments
+    recipe = re.search(r"```sh\n(waveglow train --data my_wavs/.*?)\n```", text, re.DOTALL)
+    assert recipe, "no laptop recipe in docs/training.md"
+    argv = shlex.split(recipe.group(1).replace("\\\n", " "))[1:]
+    places = {"my_wavs/": str(corpus), "runs/tiny": str(tmp_path / "tiny")}
+    argv = [places.get(argument, argument) for argument in argv]
+    argv[argv.index("--max-iters") + 1] = "2"
+    assert main([*argv, "-q"]) == 0, capsys.readouterr().err
+    assert "trained to step 2;" in capsys.readouterr().out

@@ -137,14 +137,31 @@ def mel_transform(config: Config) -> MelSpectrogram:
 
 
 # ---------------------------------------------------------------------------- audio files
+def input_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be read as an input file (missing, a directory, a device or FIFO,
+    empty), in a few words; None when it can."""
+    try:
+        status = path.stat()
+    except OSError:
+        return "no such file"
+    if stat.S_ISDIR(status.st_mode):
+        return "is a directory, not a file"
+    if not stat.S_ISREG(status.st_mode):
+        return "is not a regular file (a device, FIFO or socket)"
+    return "the file is empty" if status.st_size == 0 else None
+
+
 def _nonempty_file(path: str | Path) -> Path:
-    """``path``, or an :class:`AudioError` when it is no file or an empty one."""
+    """``path``, or an :class:`AudioError` saying why it cannot be read (see :func:`input_problem`)."""
     path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: the file is empty")
+    if problem := input_problem(path):
+        raise AudioError(f"{path}: {problem}")
     return path
+
+
+def is_real(values: torch.Tensor) -> bool:
+    """Whether a tensor holds real numbers (not complex ones, not booleans)."""
+    return not (values.is_complex() or values.dtype == torch.bool)
 
 
 def load_audio(path: str | Path, sampling_rate: int | None = 22050) -> tuple[np.ndarray, int]:
@@ -206,8 +223,8 @@ class atomic_path:  # noqa: N801 - used as a context manager, reads like a funct
     device node, FIFO or socket an :class:`OSError`, both naming ``path``. The result gets the mode
     a plain write would (0o666 less the umask), whatever the writer used. A writer's own failure
     (torch and soundfile raise RuntimeErrors on a full disk) becomes an :class:`OSError` naming
-    ``path``. The temporary name holds the writer's pid: the first write of a process into a
-    folder removes the temporary files of writers that died there (kill -9).
+    ``path``: ENOSPC where the file system is then full, else EIO with the writer's message. The
+    temporary name holds the writer's pid, for :func:`remove_stale_temporaries`.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -216,7 +233,6 @@ class atomic_path:  # noqa: N801 - used as a context manager, reads like a funct
     def __enter__(self) -> Path:
         _refuse_non_regular(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(self.path.parent)
         while True:  # like mkstemp, but with the mode a plain write gets (0o666 less the umask)
             name = self.path.parent / f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
             try:
@@ -238,10 +254,22 @@ class atomic_path:  # noqa: N801 - used as a context manager, reads like a funct
             except BaseException:
                 self.temporary.unlink(missing_ok=True)
                 raise
-        self.temporary.unlink(missing_ok=True)
+        full = issubclass(kind, RuntimeError) and _no_space_left(self.path.parent)
+        self.temporary.unlink(missing_ok=True)  # after looking: it holds the space it took
+        if full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path)) from None
         if issubclass(kind, RuntimeError):
             first = str(error).strip().splitlines()[0] if str(error).strip() else kind.__name__
             raise OSError(errno.EIO, first, str(self.path)) from None
+
+
+def _no_space_left(folder: Path) -> bool:
+    """Whether ``folder``'s file system has no block left: a writer that failed there ran out of
+    space, whatever its own message says (libsndfile: "System error.")."""
+    try:
+        return os.statvfs(folder).f_bavail == 0
+    except OSError:
+        return False
 
 
 def _refuse_non_regular(path: Path) -> None:
@@ -266,22 +294,27 @@ def _umask() -> int:
 
 
 _TEMPORARY = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")
-_swept: set[tuple[int, Path]] = set()
 
 
-def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Remove the temporary files that :class:`atomic_path` writers, now dead, left in
-    ``folder``; once per process and folder. Returns what was removed."""
-    key = (os.getpid(), folder.resolve())
-    if key in _swept:
-        return []
-    _swept.add(key)
+def remove_stale_temporaries(*folders: str | Path) -> list[Path]:
+    """Remove the temporary files that :class:`atomic_path` writers, now dead (kill -9), left in
+    ``folders`` (missing ones are skipped); returns what was removed.
+
+    Every job that writes into a folder calls it once as it starts (synthesis, mels, evaluation,
+    training, checkpoint and export files): a single atomic write does not look, so that writing
+    many files into one folder stays linear in their number.
+    """
     removed = []
-    for entry in os.scandir(folder):
-        match = _TEMPORARY.match(entry.name)
-        if match and not _alive(int(match.group(1))) and entry.is_file(follow_symlinks=False):
-            Path(entry.path).unlink(missing_ok=True)
-            removed.append(Path(entry.path))
+    for folder in folders:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:  # no such folder (yet), or not a folder
+            continue
+        for entry in entries:
+            match = _TEMPORARY.match(entry.name)
+            if match and not _alive(int(match.group(1))) and entry.is_file(follow_symlinks=False):
+                Path(entry.path).unlink(missing_ok=True)
+                removed.append(Path(entry.path))
     return removed
 
 
@@ -320,6 +353,8 @@ def load_mel(path: str | Path, n_mel_channels: int = WaveGlowConfig.n_mel_channe
         )
     if mel.size(1) == 0:
         raise AudioError(f"{path}: the mel has no frames")
+    if not is_real(mel):
+        raise AudioError(f"{path}: a mel must hold real numbers, got {mel.dtype}")
     mel = mel.float()
     if not torch.isfinite(mel).all():
         raise AudioError(f"{path}: the mel contains NaN or infinite values")

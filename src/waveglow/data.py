@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-from .audio import AudioError, MelSpectrogram, atomic_path, load_audio
+from .audio import AudioError, MelSpectrogram, atomic_path, load_audio, remove_stale_temporaries
 
 AUDIO_SUFFIXES = frozenset(
     {".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".au", ".caf", ".w64", ".rf64", ".opus"}
@@ -271,6 +271,8 @@ class SegmentDataset(Dataset):
         self.min_samples = int(min_duration * data_config.sampling_rate)
         self.skip_silent = skip_silent
         self.cache_directory = Path(cache_directory) if cache_directory else None
+        if self.cache_directory is not None:
+            remove_stale_temporaries(self.cache_directory)
         self.mel = mel
         self.epoch = 0
 

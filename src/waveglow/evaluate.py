@@ -61,6 +61,7 @@ from .audio import (
     atomic_path,
     load_audio,
     mel_filters,
+    remove_stale_temporaries,
     save_wav,
 )
 from .config import DataConfig
@@ -471,6 +472,7 @@ def evaluate(
     mel = model.mel_transform() if model is not None else MelSpectrogram()
     config = mel.config
     output_dir = Path(output_dir)
+    remove_stale_temporaries(output_dir, output_dir / "wavs", output_dir / "plots")
     failures: list[tuple[str, str]] = []
 
     def fail(path: Path, error: Exception) -> None:

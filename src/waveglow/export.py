@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .audio import atomic_path
+from .audio import atomic_path, remove_stale_temporaries
 from .backends import evaluation
 from .model import WaveGlow
 from .noise import gaussian
@@ -68,6 +68,7 @@ def export_onnx(
     formulation of :meth:`WaveGlow.infer`'s default path).
     """
     path = Path(path)
+    remove_stale_temporaries(path.parent)
     synthesizer = Synthesizer(model, precision, backend)
     with torch.no_grad(), atomic_path(path) as temporary, _quiet_tracer():
         torch.onnx.export(
@@ -93,6 +94,7 @@ def export_torchscript(model: WaveGlow, path: str | Path) -> Path:
     TorchScript is deprecated in recent torch releases but still loads everywhere (C++ included).
     """
     path = Path(path)
+    remove_stale_temporaries(path.parent)
     synthesizer = Synthesizer(model)
     with torch.no_grad(), _quiet_tracer():
         traced = torch.jit.trace(synthesizer, example_inputs(synthesizer.model), check_trace=False)

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .audio import MelSpectrogram
+from .audio import MelSpectrogram, is_real
 from .backends import evaluation, resolve_precision
 from .config import Config, DataConfig, WaveGlowConfig
 from .fast import GemmCondition
@@ -480,7 +480,7 @@ class WaveGlow(nn.Module):
                 f"{name} must be a tensor, a numpy array or a nested list of numbers, "
                 f"got {type(value).__name__}{hint}"
             )
-        if value.is_complex() or value.dtype == torch.bool:
+        if not is_real(value):
             raise ValueError(f"{name} must hold real numbers, got {value.dtype}")
         value = value.to(parameter.device, parameter.dtype)
         if not bool(torch.isfinite(value).all()):

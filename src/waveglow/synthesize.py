@@ -35,6 +35,7 @@ from .audio import (
     MelSpectrogram,
     load_audio,
     load_mel,
+    remove_stale_temporaries,
     save_mel,
     save_wav,
 )
@@ -172,6 +173,7 @@ def synthesize_files(
     mel = model.mel_transform() if has_audio else None
     denoiser = Denoiser(model) if denoise > 0 else None
     synthesis = _Synthesis(model, sigma, seed, precision, chunk_frames, mel, denoiser, denoise)
+    remove_stale_temporaries(output_dir)
     names = _OutputNames(sources, Path(output_dir), OUTPUT_SUFFIX)
     outcomes: list[tuple[int, FileResult]] = []
     started = time.perf_counter()
@@ -373,6 +375,7 @@ def compute_mels(
         raise ValueError(f"mel format must be one of {', '.join(MEL_FORMATS)}, got {format!r}")
     transform = transform or MelSpectrogram()
     sources = [Path(source) for source in inputs]
+    remove_stale_temporaries(output_dir)
     names = _OutputNames(sources, Path(output_dir), f".{format}")
     return MelReport(
         [

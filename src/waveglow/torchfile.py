@@ -42,11 +42,13 @@ def _no_backend(*_: Any) -> None:
 
 
 class RefusedGlobal(pickle.UnpicklingError):
-    """The pickle names a global outside the allow-list (``name``); nothing of it has run."""
+    """The pickle names a global outside the allow-list (``name``), or calls an allowed one as no
+    checkpoint does (``what`` says how); nothing of it has run."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
+    def __init__(self, name: str, what: str | None = None) -> None:
+        super().__init__(what or name)
         self.name = name
+        self.what = what
 
 
 def _module_class_names(flow_module: str = "glow") -> tuple[str, ...]:
@@ -123,7 +125,6 @@ def _allowed_globals() -> dict[str, Any]:
         "collections.OrderedDict": OrderedDict,
         "builtins.set": set,
         "__builtin__.set": set,  # protocol 2 writes Python 2's name
-        "_codecs.encode": codecs.encode,  # how protocol 2 writes bytes
         "torch.Size": torch.Size,
         "torch.device": torch.device,
         "torch.nn.parameter.Parameter": torch.nn.Parameter,
@@ -131,8 +132,8 @@ def _allowed_globals() -> dict[str, Any]:
         "torch._utils._rebuild_tensor_v2": torch._utils._rebuild_tensor_v2,
         "torch._utils._rebuild_parameter": torch._utils._rebuild_parameter,
         "torch._utils._rebuild_parameter_with_state": torch._utils._rebuild_parameter_with_state,
-        "torch._tensor._rebuild_from_type_v2": torch._tensor._rebuild_from_type_v2,
-        "torch.Tensor": torch.Tensor,
+        "torch._tensor._rebuild_from_type_v2": _rebuild_from_type,
+        "torch.Tensor": _TensorType,
     }
     for name, dtype in _STORAGE_DTYPES:
         allowed[f"torch.{name}Storage"] = allowed[f"torch.cuda.{name}Storage"] = _StorageKind(dtype)
@@ -140,14 +141,61 @@ def _allowed_globals() -> dict[str, Any]:
     return allowed
 
 
+class _TensorType:
+    """What a pickled ``torch.Tensor`` (the class) becomes: a type for :func:`_rebuild_from_type`
+    to recognise, never called. ``torch.Tensor(n)`` would allocate whatever size the pickle asks
+    for: every tensor must be a view of the file's own storages."""
+
+    def __new__(cls, *_args: Any, **_kwargs: Any) -> _TensorType:
+        raise RefusedGlobal("torch.Tensor", _MAKES_A_TENSOR)
+
+
+_MAKES_A_TENSOR = "it makes a tensor with torch.Tensor(...), not from the file's storages"
+_TENSOR_REBUILDERS = (
+    torch._utils._rebuild_tensor,
+    torch._utils._rebuild_tensor_v2,
+    torch._utils._rebuild_parameter,
+    torch._utils._rebuild_parameter_with_state,
+)
+
+
+def _rebuild_from_type(func: Any, new_type: Any, args: tuple, state: Any) -> torch.Tensor:
+    """``torch._tensor._rebuild_from_type_v2`` (how torch pickles a tensor with Python attributes)
+    for plain tensors only: ``func`` must rebuild it from a storage of the file; the attributes
+    (``state``) are not needed for weights and are dropped."""
+    if func is _TensorType:
+        raise RefusedGlobal("torch.Tensor", _MAKES_A_TENSOR)
+    if new_type is not _TensorType or not any(func is known for known in _TENSOR_REBUILDERS):
+        raise RefusedGlobal(
+            "torch._tensor._rebuild_from_type_v2",
+            f"it rebuilds a tensor with {func!r} as {new_type!r}, as torch never writes one",
+        )
+    return func(*args)
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     """Resolves only allow-listed globals (anything else raises :class:`RefusedGlobal` before it can
-    be called); storages come from ``storages``; the legacy format's module source is ignored."""
+    be called); storages come from ``storages``; the legacy format's module source is ignored.
+
+    What the pickle makes beyond its own opcodes is charged to ``storages``' budget (the file's
+    size): the storages, and the bytes objects protocol 2 writes as ``_codecs.encode(str,
+    'latin1')`` (one memoised string encoded many times would multiply the file).
+    """
 
     def __init__(self, handle: IO[bytes], storages: _Storages) -> None:
         super().__init__(handle, encoding="utf-8")
-        self.allowed = _allowed_globals()
+        self.allowed = {**_allowed_globals(), "_codecs.encode": self._latin1_bytes}
         self.storages = storages
+
+    def _latin1_bytes(self, text: Any, encoding: str = "utf-8") -> bytes:
+        if not isinstance(text, str) or _codec_name(encoding) != "iso8859-1":
+            raise RefusedGlobal(
+                "_codecs.encode",
+                f"it encodes {type(text).__name__} as {encoding!r}, where a checkpoint only "
+                "writes bytes as latin1 text",
+            )
+        self.storages.claim(len(text), "bytes")
+        return text.encode("latin1")
 
     def find_class(self, module: str, name: str) -> Any:
         full_name = f"{module}.{name}"
@@ -175,8 +223,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
 class _Storages:
     """Storages by key, made on first use (tensors may share one); ``fill`` reads their data.
 
-    The storages together may not claim more bytes than the file has (``limit``), so hostile
-    sizes cannot make us allocate memory.
+    The storages, and whatever else the pickle makes (:meth:`claim`), together may not claim
+    more bytes than the file has (``limit``), so hostile sizes cannot make us allocate memory.
     """
 
     def __init__(self, limit: int, fill: Callable[[torch.Tensor, str], None] | None = None) -> None:
@@ -185,19 +233,29 @@ class _Storages:
         self.claimed = 0
         self.fill = fill
 
+    def claim(self, size: int, what: str) -> None:
+        """Charge ``size`` bytes to the file's budget; past it, a ValueError naming ``what``."""
+        if not 0 <= size <= self.limit - self.claimed:
+            raise ValueError(
+                f"{what} claims {size} bytes: with the others, more than the file holds"
+            )
+        self.claimed += size
+
     def get(self, kind: _StorageKind, key: str, numel: int) -> torch.Tensor:
         if key not in self.tensors:
-            size = numel * torch.empty((), dtype=kind.dtype).element_size()
-            if not 0 <= size <= self.limit - self.claimed:
-                raise ValueError(
-                    f"storage {key} claims {size} bytes: with the others, more than the file holds"
-                )
-            self.claimed += size
+            self.claim(numel * torch.empty((), dtype=kind.dtype).element_size(), f"storage {key}")
             tensor = torch.empty(numel, dtype=kind.dtype)
             if self.fill is not None:
                 self.fill(tensor, key)
             self.tensors[key] = tensor
         return self.tensors[key]
+
+
+def _codec_name(encoding: Any) -> str | None:
+    try:
+        return codecs.lookup(encoding).name
+    except (LookupError, TypeError):
+        return None
 
 
 def _size(handle: IO[bytes]) -> int:

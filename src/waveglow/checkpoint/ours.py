@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from ..audio import atomic_path
+from ..audio import atomic_path, remove_stale_temporaries
 from ..config import Config
 from ..model import WaveGlow
 from ..modules import norm_except_dim0
@@ -63,6 +63,7 @@ def save(model: WaveGlow, path: str | Path, **extra: Any) -> Path:
     containers, numbers, strings and tensors so that ``weights_only`` loading can read them back.
     """
     path = Path(path)
+    remove_stale_temporaries(path.parent)
     state = {
         name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()
     }

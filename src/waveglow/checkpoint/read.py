@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from ..audio import input_problem
 from ..backends import resolve_device
 from ..model import WaveGlow
 from ..torchfile import RefusedGlobal, read_torch_file
@@ -58,10 +59,8 @@ def read_checkpoint(path: str | Path, glow_old: bool | None = None) -> Checkpoin
     where its split res/skip layers could have come from either).
     """
     path = resolve_bundled(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"{path}: the file is empty")
+    if problem := input_problem(path):
+        raise CheckpointError(f"{path}: {problem}")
     checkpoint = _read_any(path, glow_old)
     check_size(checkpoint, str(path))
     return checkpoint
@@ -114,7 +113,7 @@ def _load_payload(path: Path) -> tuple[Any, bool]:
     try:
         return read_torch_file(path)
     except RefusedGlobal as error:
-        raise _refusal(path, error.name) from None
+        raise _refusal(path, error) from None
     except Exception as error:  # noqa: BLE001 - every other failure is the file's
         raise CheckpointError(
             f"{path}: cannot be read as a checkpoint, the file is truncated or corrupt "
@@ -122,12 +121,10 @@ def _load_payload(path: Path) -> tuple[Any, bool]:
         ) from None
 
 
-def _refusal(path: Path, name: str) -> CheckpointError:
-    name = re.sub(r"^__builtin__\.", "builtins.", name)  # protocol 2 writes Python 2's name
-    return CheckpointError(
-        f"{path}: refused to load: it names {name}, which a WaveGlow checkpoint never contains; "
-        "nothing was executed"
-    )
+def _refusal(path: Path, error: RefusedGlobal) -> CheckpointError:
+    name = re.sub(r"^__builtin__\.", "builtins.", error.name)  # protocol 2 writes Python 2's name
+    what = error.what or f"it names {name}, which a WaveGlow checkpoint never contains"
+    return CheckpointError(f"{path}: refused to load: {what}; nothing was executed")
 
 
 def _first_line(error: BaseException) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from ..audio import mel_transform, save_wav
+from ..audio import mel_transform, remove_stale_temporaries, save_wav
 from ..config import Config
 
 
@@ -45,6 +45,7 @@ class RunLogger:
         if not enabled:
             return
         output.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(output, output / "samples")
         self.json = open(output / "log.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         if config.train_config.with_tensorboard:
             self.board = _tensorboard(output / "logs", self)
