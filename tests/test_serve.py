@@ -155,7 +155,7 @@ def test_streaming_sends_chunks_equal_to_the_whole_wav(server: Server):
             parts = [part for part in r.iter_raw() if part]
         assert b"".join(parts) == whole
         if denoise == 0:
-            assert len(parts) >= 3  # the header and the chunks as they were synthesised
+            assert len(parts) >= 3  # the header and the chunks as they were synthesized
     assert synth(server, array, seed=5, denoise=0.1) != synth(server, array, seed=5)
 
 

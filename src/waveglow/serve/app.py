@@ -2,7 +2,7 @@
 
 Audio responses are 16-bit mono PCM wavs at the model's rate. Their length is known before
 synthesis (frames * hop), so a streamed response (``stream=true``: chunked transfer, the chunks
-sent as the worker synthesises them) carries the same 44-byte header as a whole one and the two
+sent as the worker synthesizes them) carries the same 44-byte header as a whole one and the two
 bodies are identical byte for byte. A streamed response that fails half-way is cut off (the
 connection closes before the announced length). Errors are ``text/plain``, one line.
 """
@@ -26,7 +26,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
 from .. import __version__
-from ..audio import MelSpectrogram
 from ..chunked import _pcm16
 from ..model import WaveGlow
 from ..noise import draw_seed
@@ -98,7 +97,7 @@ class Service:
         self.rate = model.data_config.sampling_rate
         self.metrics = Metrics(config.max_batch, self.rate)
         self.engine = Engine(model, config, self.metrics)
-        self.transform = MelSpectrogram(model.data_config, model.config.n_mel_channels)
+        self.transform = model.mel_transform()
         self.info = model_info(config, model)
         self.griffin_lim_slot = asyncio.Semaphore(1)  # the baseline must not crowd out the worker
 
@@ -298,7 +297,7 @@ def _add_audio_routes(app: FastAPI, service: Service) -> None:
         None, ge=0, lt=2**63, description="seed of the noise (default: drawn, see X-Seed)"
     )
     denoise_q = Query(None, ge=0, description="bias-removal strength, e.g. 0.1 (default 0: off)")
-    stream_q = Query(None, description="send the audio chunk by chunk as it is synthesised")
+    stream_q = Query(None, description="send the audio chunk by chunk as it is synthesized")
     audio_body = _body_spec(
         "an audio file (any format soundfile reads, any rate, any channels)", False
     )
@@ -312,7 +311,7 @@ def _add_audio_routes(app: FastAPI, service: Service) -> None:
         denoise: float | None = denoise_q,
         stream: bool | None = stream_q,
     ) -> Response:
-        """Synthesise a mel spectrogram (the model's number of bands, F frames)."""
+        """Synthesize a mel spectrogram (the model's number of bands, F frames)."""
         mel, options = await service.mel_request(request, "mel")
         return await service.synthesize(request, "/v1/synthesize", mel, options)
 
@@ -325,7 +324,7 @@ def _add_audio_routes(app: FastAPI, service: Service) -> None:
         denoise: float | None = denoise_q,
         stream: bool | None = stream_q,
     ) -> Response:
-        """Resynthesise an audio file: its Tacotron 2 mel through WaveGlow."""
+        """Resynthesize an audio file: its Tacotron 2 mel through WaveGlow."""
         mel, options = await service.mel_request(request, "audio")
         return await service.synthesize(request, "/v1/copy-synthesis", mel, options)
 

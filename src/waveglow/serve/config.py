@@ -12,7 +12,7 @@ class ServeConfig:
     """Everything :func:`waveglow.serve.create_app` needs.
 
     ``chunk_frames``: the synthesis unit (mel frames); every request, streamed or not, is
-    synthesised in these chunks (:meth:`waveglow.model.WaveGlow.chunk_windows`), so a streamed response
+    synthesized in these chunks (:meth:`waveglow.model.WaveGlow.chunk_windows`), so a streamed response
     is the non-streamed one byte for byte. ``threads=1`` makes a batched request bit-exact with
     the same request alone (see :mod:`waveglow.serve.engine`). ``batch_delay_s`` slows every batch down (tests only).
     """

@@ -1,7 +1,7 @@
-"""The synthesis worker: one thread owns the model and synthesises the queued requests in batches.
+"""The synthesis worker: one thread owns the model and synthesizes the queued requests in batches.
 
 Every request (a :class:`Job`) is cut into the chunks of :meth:`waveglow.model.WaveGlow.chunk_windows`
-(``chunk_frames`` output frames, each synthesised with the context that makes it exact). One step
+(``chunk_frames`` output frames, each synthesized with the context that makes it exact). One step
 of the worker takes the next chunk of every active job (oldest first, up to ``max_batch`` rows)
 and runs them through the inverse flow in one masked batch (:meth:`WaveGlow.inverse` with
 ``valid``): each row is what it would be alone -- bit for bit with one torch thread (``threads=1``);
@@ -41,7 +41,7 @@ class QueueFullError(Exception):
 
 @dataclass(eq=False)
 class Job:
-    """One request: mel (M, F) on the CPU and how to synthesise it; results go to ``sink``."""
+    """One request: mel (M, F) on the CPU and how to synthesize it; results go to ``sink``."""
 
     mel: torch.Tensor
     seed: int
@@ -50,7 +50,7 @@ class Job:
     stream: bool
     sink: Sink
     windows: list[Window] = field(default_factory=list)
-    done: int = 0  # chunks synthesised
+    done: int = 0  # chunks synthesized
     parts: list[torch.Tensor] = field(default_factory=list)  # held back for the denoiser
     cancelled: bool = False
 
@@ -90,7 +90,7 @@ class Engine:
 
     @property
     def depth(self) -> int:
-        """Requests queued or being synthesised."""
+        """Requests queued or being synthesized."""
         with self._condition:
             return len(self._pending) + len(self._active)
 

@@ -25,21 +25,21 @@ class Metrics:
         for kind in ERROR_KINDS:
             self.errors.labels(kind=kind)
         self.queue_depth = Gauge(
-            "waveglow_queue_depth", "requests queued or being synthesised", registry=self.registry
+            "waveglow_queue_depth", "requests queued or being synthesized", registry=self.registry
         )
         self.batch_size = Histogram(
             "waveglow_batch_size", "chunks per synthesis step",
             buckets=tuple(range(1, max_batch + 1)), registry=self.registry,
         )  # fmt: skip
         self.samples = Counter(
-            "waveglow_synthesized_samples", "audio samples synthesised", registry=self.registry
+            "waveglow_synthesized_samples", "audio samples synthesized", registry=self.registry
         )
         self.synthesis_seconds = Counter(
-            "waveglow_synthesis_seconds", "worker time spent synthesising", registry=self.registry
+            "waveglow_synthesis_seconds", "worker time spent synthesizing", registry=self.registry
         )
         self.khz = Gauge(
             "waveglow_synthesis_khz",
-            "samples synthesised per second of worker time, in thousands (all batches so far)",
+            "samples synthesized per second of worker time, in thousands (all batches so far)",
             registry=self.registry,
         )
         self.latency = Histogram(
