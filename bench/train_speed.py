@@ -13,8 +13,9 @@ bf16 variants run where the CPU multiplies bf16 matrices in hardware (AMX, AVX51
 >= 2.5x).
 
 ``--layouts`` instead compares the model layouts (config options of the same flow) by training
-samples per CPU-second (process time, all threads) of our fp32 conv step, against today's demo
-configuration in the same run, with each one's multiply-adds per output sample."""
+samples per CPU-second (process time, all threads) of our fp32 conv step (and, where the CPU
+multiplies bf16 in hardware, of the bf16 GEMM step that ``precision auto`` trains with), against
+the demo configuration's fp32 step in the same run, with each one's multiply-adds per sample."""
 
 from __future__ import annotations
 
@@ -175,8 +176,10 @@ def bench_layouts(args) -> list[dict]:  # noqa: ANN001 - args: the parsed comman
                 ),
             )
             batches = make_batches(config, batch_size, args.warmup + args.steps)
-            trainers.append(our_trainer(config, "fp32", "conv"))
-            steps[name] = (lambda b, t=trainers[-1]: train_step(t, [b], stop), batches, config)
+            for label, precision, implementation in layout_variants(args.bf16):
+                trainers.append(our_trainer(config, precision, implementation))
+                step = lambda b, t=trainers[-1]: train_step(t, [b], stop)  # noqa: E731
+                steps[f"{name}, {label}"] = (step, batches, config)
         results = dict.fromkeys(steps, 0.0)
         for _ in range(args.rounds):
             for name, (step, batches, _) in steps.items():
@@ -191,7 +194,7 @@ def bench_layouts(args) -> list[dict]:  # noqa: ANN001 - args: the parsed comman
         config = steps[name][2]
         madds = multiply_adds_per_sample(config.waveglow_config, config.data_config)
         print(
-            f"  {name:30s} {madds / 1e3:7.1f} k MAC/sample {rate:9.0f} samples/CPU-s "
+            f"  {name:46s} {madds / 1e3:7.1f} k MAC/sample {rate:9.0f} samples/CPU-s "
             f"{rate / baseline:5.2f}x",
             flush=True,
         )
@@ -209,6 +212,15 @@ def samples_per_cpu_second(
         step(batch)
     seconds = time.process_time() - started
     return sum(b.audio.numel() for b in batches[warmup:]) / seconds
+
+
+def layout_variants(bf16: str) -> list[tuple[str, str, str]]:
+    """(label, precision, wn_implementation) per layout: fp32 convolutions, and the bf16 GEMM WN
+    that ``auto`` trains with where the CPU multiplies bf16 in hardware (or ``--bf16 yes``)."""
+    chosen = [("fp32 conv", "fp32", "conv")]
+    if bf16 == "yes" or (bf16 == "auto" and cpu_has_bf16_matmul()):
+        chosen.append(("bf16 GEMM", "bf16", "gemm"))
+    return chosen
 
 
 def variants(bf16: str) -> list[tuple[str, str, str]]:
