@@ -242,6 +242,24 @@ def test_zip_bomb_mel_is_refused_before_expanding(tmp_path):
         load_mel(path)
 
 
+class _RunsACommand:
+    def __reduce__(self):
+        return (os.system, ("touch hacked",))
+
+
+def test_a_hostile_torch_mel_is_refused_in_plain_words_and_runs_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pt"
+    torch.save(_RunsACommand(), path)
+    with pytest.raises(AudioError) as refused:
+        load_mel(path)
+    message = str(refused.value)
+    assert message.startswith(f"{path}: refused to load: it names ")
+    assert "system, which a mel file never contains; nothing was executed" in message
+    assert "RefusedGlobal" not in message
+    assert not (tmp_path / "hacked").exists()
+
+
 def test_npy_header_declaring_more_than_the_file_is_refused(tmp_path):
     path = tmp_path / "liar.npy"
     with open(path, "wb") as handle:

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .config import Config, DataConfig, WaveGlowConfig
-from .torchfile import read_torch_file
+from .torchfile import RefusedGlobal, read_torch_file
 
 MAX_WAV_VALUE = 32768.0
 MEL_SUFFIXES = (".pt", ".npy")
@@ -339,6 +339,9 @@ def load_mel(path: str | Path, n_mel_channels: int = WaveGlowConfig.n_mel_channe
     path = _nonempty_file(path)
     try:
         mel = _read_mel_file(path)
+    except RefusedGlobal as error:
+        what = error.what or f"it names {error.name}, which a mel file never contains"
+        raise AudioError(f"{path}: refused to load: {what}; nothing was executed") from None
     except Exception as error:  # noqa: BLE001 - any failure to parse is the file's fault
         raise AudioError(
             f"{path}: not a readable mel file ({type(error).__name__}: {error})"
