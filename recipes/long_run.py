@@ -228,7 +228,7 @@ def main() -> None:
         return
     if args.action == "snapshot":
         progress = snapshot(args.recipe, args.run)
-        print(json.dumps({k: v for k, v in progress.items() if k != "validation"}))
+        print(json.dumps({k: progress[k] for k in ("step", "cpu_hours", "wall_hours", "updated")}))
         return
     command = train_command(args.recipe, args.corpus, args.run)
     print(" ".join(command), flush=True)
