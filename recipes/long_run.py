@@ -155,16 +155,16 @@ JUDGED = {  # the metrics docs/race.md judges runs by: key, title, higher is bet
 }
 
 
-def curves(progress: dict) -> dict[str, list[tuple[float, float]]]:
-    """Each run's held-out metrics against CPU-hours: {"metric|run": [(cpu_hours, value), ...]}."""
+def curves(progress: dict) -> dict[tuple[str, str], list[tuple[float, float]]]:
+    """Each run's held-out metrics against CPU-hours: {(metric, run): [(cpu_hours, value), ...]}."""
     runs = [(run["name"], run["evaluations"]) for run in progress.get("earlier_runs", [])]
     runs.append(("this run", progress.get("evaluations", [])))
-    series: dict[str, list[tuple[float, float]]] = {}
+    series: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for name, rows in runs:
         for metric in JUDGED:
             points = sorted((row["cpu_hours"], row[metric]) for row in rows if metric in row)
             if points:
-                series[f"{metric}|{name}"] = points
+                series[metric, name] = points
     return series
 
 
@@ -179,9 +179,9 @@ def plot(recipe: Path, destination: Path) -> Path:
     series = curves(progress)
     figure, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
     for axis, (metric, (title, higher)) in zip(axes.flat, JUDGED.items(), strict=True):
-        for key, points in series.items():
-            if key.startswith(f"{metric}|"):
-                axis.plot(*zip(*points, strict=True), marker="o", label=key.split("|", 1)[1])
+        for (drawn, name), points in series.items():
+            if drawn == metric:
+                axis.plot(*zip(*points, strict=True), marker="o", label=name)
         for name, values in progress.get("references", {}).items():
             axis.axhline(values[metric], linestyle="--", color="grey")
             axis.annotate(

@@ -95,10 +95,10 @@ def test_curves_and_plot_show_every_run_against_cpu_hours(tmp_path):
         "references": {"GL": dict.fromkeys(long_run.JUDGED, 1.0)},
     }
     series = long_run.curves(progress)
-    assert series["stoi|this run"] == [(0.1, 0.4), (0.2, 0.5)]  # sorted by CPU-hours
-    assert series["estoi|this run"] == [(0.1, 0.0), (0.2, 0.1)]
-    assert series["stoi|lost"] == [(3.0, 0.6)]
-    assert "log_mel_l1|this run" not in series  # never measured: no empty curve
+    assert series["stoi", "this run"] == [(0.1, 0.4), (0.2, 0.5)]  # sorted by CPU-hours
+    assert series["estoi", "this run"] == [(0.1, 0.0), (0.2, 0.1)]
+    assert series["stoi", "lost"] == [(3.0, 0.6)]
+    assert ("log_mel_l1", "this run") not in series  # never measured: no empty curve
     recipe = tmp_path / "frame"
     recipe.mkdir()
     (recipe / long_run.PROGRESS).write_text(json.dumps(progress))
