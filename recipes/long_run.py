@@ -8,6 +8,8 @@ and ``progress.json`` (step, CPU-hours and wall hours across every machine, vali
     python recipes/long_run.py snapshot recipes/frame16 --run /work/runs/frame16
     python recipes/long_run.py evaluate recipes/frame16 --run /work/runs/frame16 [--checkpoint C]
     python recipes/long_run.py plot recipes/frame16 [--png docs/frame16.png]
+    python recipes/long_run.py compare EVAL_FOLDER REFERENCE_EVAL_FOLDER
+    python recipes/long_run.py ship recipes/frame16 --run /work/runs/frame16 [--checkpoint C]
 
 ``train`` resumes the run folder where it exists (on the same machine), else starts one from
 ``state.pt`` with an exact resume (a new machine: the corpus is rebuilt by
@@ -19,12 +21,18 @@ commit both to carry the run to the next machine (the file is replaced in place,
 ``waveglow.evaluate`` (sigma 0.6, seed 0) and records the means in ``progress.json`` with the
 step and the CPU-hours the run had spent when it wrote that checkpoint. ``plot`` draws those
 evaluations (and those of ``earlier_runs`` in ``progress.json``) against CPU-hours.
+``compare`` pairs two ``waveglow evaluate`` folders clip by clip (means, clips won and lost,
+a sign test) and says whether the first beats the second on every judged metric: the test a
+checkpoint passes before ``ship`` makes it the bundled model (fp16, with its training facts
+in the file's metadata).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import math
 import os
 import shutil
 import sys
@@ -36,7 +44,8 @@ from waveglow.audio import atomic_path
 from waveglow.train import checkpoints_in
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ship_model import training_cpu_hours, training_hours  # noqa: E402 - a sibling script
+from ship_model import ship as ship_weights  # noqa: E402 - a sibling script
+from ship_model import training_cpu_hours, training_hours  # noqa: E402
 
 STATE = "state.pt"
 PROGRESS = "progress.json"
@@ -205,17 +214,155 @@ def plot(recipe: Path, destination: Path) -> Path:
     return destination
 
 
+def read_scores(folder: Path) -> dict[str, dict[str, float]]:
+    """The WaveGlow system's scores by clip and metric from an evaluation's ``metrics.csv``."""
+    path = folder / "metrics.csv"
+    if not path.is_file():
+        raise SystemExit(f"{folder}: no metrics.csv (is it a `waveglow evaluate` output folder?)")
+    scores = {}
+    with path.open(newline="") as file:
+        for row in csv.DictReader(file):
+            if row.pop("system") == "waveglow":
+                clip = row.pop("clip")
+                scores[clip] = {metric: float(value) for metric, value in row.items() if value}
+    return scores
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided sign-test p-value of ``wins`` against ``losses`` (ties dropped)."""
+    trials = wins + losses
+    if trials == 0:
+        return 1.0
+    tail = sum(math.comb(trials, k) for k in range(min(wins, losses) + 1)) / 2**trials
+    return min(1.0, 2 * tail)
+
+
+def paired_comparison(candidate: Path, reference: Path) -> list[dict[str, Any]]:
+    """Per metric, over the clips both evaluations scored: each mean, the candidate's clip wins
+    and losses (by the metric's direction) and the sign test's p-value."""
+    ours, theirs = read_scores(candidate), read_scores(reference)
+    directions = read_json(candidate / "summary.json", {}).get("metrics", {})
+    clips = sorted(set(ours) & set(theirs))
+    if not clips:
+        raise SystemExit(f"{candidate} and {reference} scored no clip in common")
+    rows = []
+    for metric, direction in directions.items():
+        paired = [(ours[c][metric], theirs[c][metric]) for c in clips if metric in ours[c]]
+        if not paired or any(metric not in theirs[c] for c in clips):
+            continue
+        sign = 1 if direction["higher_is_better"] else -1
+        wins = sum(sign * (a - b) > 0 for a, b in paired)
+        losses = sum(sign * (a - b) < 0 for a, b in paired)
+        means = [sum(column) / len(paired) for column in zip(*paired, strict=True)]
+        rows.append(
+            {
+                "metric": metric,
+                "candidate": means[0],
+                "reference": means[1],
+                "better": sign * (means[0] - means[1]) > 0,
+                "wins": wins,
+                "losses": losses,
+                "p": sign_test(wins, losses),
+            }
+        )
+    return rows
+
+
+def beats(rows: list[dict[str, Any]]) -> bool:
+    """Better mean and more clips won than lost on every judged metric (``JUDGED``)."""
+    judged = [row for row in rows if row["metric"] in JUDGED]
+    return len(judged) == len(JUDGED) and all(
+        row["better"] and row["wins"] > row["losses"] for row in judged
+    )
+
+
+def comparison_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| metric | candidate | reference | clips won / lost | sign test p |",
+        "|---|---|---|---|---|",
+    ]
+    for row in rows:
+        mark = "**" if row["better"] else ""
+        lines.append(
+            f"| {row['metric']} | {mark}{row['candidate']:.3f}{mark} | {row['reference']:.3f} "
+            f"| {row['wins']} / {row['losses']} | {row['p']:.2g} |"
+        )
+    verdict = "beats" if beats(rows) else "does not beat"
+    lines.append(
+        f"\nThe candidate {verdict} the reference on the judged metrics ({', '.join(JUDGED)})."
+    )
+    return "\n".join(lines)
+
+
+CORPUS = "recipes/build_corpus.py: 816 clips (~39 min): Asterisk prompts, festival SLT, espeak-ng"
+
+
+def training_facts(recipe: Path, run: Path, step: int) -> dict[str, Any]:
+    """What a shipped model's metadata says of its training (from the recipe and the run)."""
+    train = read_json(recipe / "config.json", {})["train_config"]
+    segment = read_json(recipe / "config.json", {})["data_config"]["segment_length"]
+    evaluation = [
+        r for r in read_json(recipe / PROGRESS, {}).get("evaluations", []) if r["step"] == step
+    ]
+    facts = {
+        "recipe": f"recipes/{recipe.name}",
+        "steps": step,
+        "cpu_hours": round(cpu_hours_at(run, step), 2),
+        "data": CORPUS,
+        "precision": train["precision"],
+        "wn_implementation": train["wn_implementation"],
+        "optimizer": "Adam",
+        "sigma": train["sigma"],
+        "batch": f"{train['batch_size']} x {segment}-sample segments",
+        "learning_rate": f"{train['learning_rate']} flat",
+        "model_card": "src/waveglow/models/MODEL_CARD.md",
+    }
+    if evaluation:
+        facts["held_out"] = {
+            k: v for k, v in evaluation[0].items() if k not in ("step", "cpu_hours")
+        }
+    return facts
+
+
+def ship(recipe: Path, run: Path, checkpoint: Path | None, destination: Path) -> dict[str, Any]:
+    """Make ``checkpoint`` (default: the run's newest) the bundled model at ``destination``."""
+    checkpoint = checkpoint or checkpoints_in(run)[-1]
+    facts = training_facts(recipe, run, int(checkpoint.stem.rsplit("_", 1)[-1]))
+    ship_weights(checkpoint, destination, facts)
+    return facts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("action", choices=["train", "snapshot", "evaluate", "plot"])
-    parser.add_argument("recipe", type=Path, help="the recipe folder (config.json, state.pt)")
+    parser.add_argument(
+        "action", choices=["train", "snapshot", "evaluate", "plot", "compare", "ship"]
+    )
+    parser.add_argument(
+        "recipe",
+        type=Path,
+        help="the recipe folder (config.json, state.pt); compare: the candidate's evaluation",
+    )
+    parser.add_argument(
+        "reference", type=Path, nargs="?", help="compare: the reference's evaluation"
+    )
     parser.add_argument("--run", type=Path, help="the run folder (outside git); not for plot")
     parser.add_argument("--corpus", type=Path, default=Path("/work/corpus"))
     parser.add_argument("--checkpoint", type=Path, help="evaluate: this checkpoint")
     parser.add_argument("--png", type=Path, help="plot: the PNG to write (default docs/NAME.png)")
+    parser.add_argument(
+        "--destination",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / "src/waveglow/models/demo.safetensors",
+        help="ship: the model file to write (default: the bundled demo model)",
+    )
     args = parser.parse_args()
+    if args.action == "compare":
+        if args.reference is None:
+            parser.error("compare needs two evaluation folders")
+        print(comparison_markdown(paired_comparison(args.recipe, args.reference)))
+        return
     if args.action == "plot":
         default = Path(__file__).resolve().parents[1] / "docs" / f"{args.recipe.name}.png"
         print(plot(args.recipe, args.png or default))
@@ -225,6 +372,9 @@ def main() -> None:
     if args.action == "evaluate":
         row = evaluate_checkpoint(args.recipe, args.run, args.corpus, args.checkpoint)
         print(json.dumps(row))
+        return
+    if args.action == "ship":
+        print(json.dumps(ship(args.recipe, args.run, args.checkpoint, args.destination), indent=1))
         return
     if args.action == "snapshot":
         progress = snapshot(args.recipe, args.run)

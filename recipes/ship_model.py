@@ -10,16 +10,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
 import waveglow
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from model_metadata import rewrite_metadata  # noqa: E402 - a sibling script
 
-def ship(checkpoint: Path, destination: Path) -> None:
+
+def ship(checkpoint: Path, destination: Path, trained: dict[str, Any] | None = None) -> None:
+    """Write ``checkpoint``'s model to ``destination`` in fp16; ``trained`` (facts of its
+    training for the model card) goes into the file's metadata."""
     model = waveglow.load(checkpoint)  # eval mode, weight norm folded
     waveglow.save(model.to(torch.float16), destination)
+    if trained is not None:
+        rewrite_metadata(destination, trained)
     size = destination.stat().st_size / 2**20
     print(
         f"wrote {destination} ({size:.1f} MiB, {sum(p.numel() for p in model.parameters())} parameters)"
@@ -77,8 +86,12 @@ def main() -> None:
     )
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("destination", type=Path)
+    parser.add_argument(
+        "--trained", type=Path, help="a JSON file of training facts to keep in the file's metadata"
+    )
     args = parser.parse_args()
-    ship(args.checkpoint, args.destination)
+    trained = json.loads(args.trained.read_text()) if args.trained else None
+    ship(args.checkpoint, args.destination, trained)
     log = args.checkpoint.parent / "log.jsonl"
     if log.is_file():
         curve(log)

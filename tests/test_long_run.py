@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 
-from conftest import load_recipe
+import pytest
+
+import waveglow
+from conftest import load_recipe, make_tiny
+from waveglow.checkpoint import read_checkpoint
 
 long_run = load_recipe("long_run")
 
@@ -104,3 +110,93 @@ def test_curves_and_plot_show_every_run_against_cpu_hours(tmp_path):
     (recipe / long_run.PROGRESS).write_text(json.dumps(progress))
     png = long_run.plot(recipe, tmp_path / "curve.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _fake_evaluation(folder, scores):
+    """A `waveglow evaluate` folder: ``scores`` {clip: {metric: value}} of the waveglow system."""
+    folder.mkdir()
+    metrics = ["stoi", "mr_stft"]
+    with (folder / "metrics.csv").open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["clip", "system", *metrics])
+        for clip, values in scores.items():
+            writer.writerow([clip, "waveglow", *(values[m] for m in metrics)])
+            writer.writerow([clip, "griffin_lim", 1.0, 0.0])  # another system: not compared
+    directions = {"stoi": {"higher_is_better": True}, "mr_stft": {"higher_is_better": False}}
+    (folder / "summary.json").write_text(json.dumps({"metrics": directions}))
+    return folder
+
+
+def test_paired_comparison_counts_clip_wins_by_each_metrics_direction(tmp_path):
+    candidate = _fake_evaluation(
+        tmp_path / "new",
+        {
+            "a": {"stoi": 0.7, "mr_stft": 3.0},
+            "b": {"stoi": 0.6, "mr_stft": 2.0},
+            "c": {"stoi": 0.5, "mr_stft": 9.0},
+        },
+    )
+    reference = _fake_evaluation(
+        tmp_path / "old",
+        {
+            "a": {"stoi": 0.6, "mr_stft": 3.5},
+            "b": {"stoi": 0.6, "mr_stft": 2.5},
+            "c": {"stoi": 0.4, "mr_stft": 1.0},
+            "only-here": {"stoi": 0.0, "mr_stft": 0.0},
+        },
+    )
+    rows = {row["metric"]: row for row in long_run.paired_comparison(candidate, reference)}
+    assert rows["stoi"]["wins"] == 2 and rows["stoi"]["losses"] == 0  # b is a tie
+    assert rows["stoi"]["candidate"] == pytest.approx(0.6)  # the clip only one scored is left out
+    assert rows["stoi"]["reference"] == pytest.approx(1.6 / 3) and rows["stoi"]["better"]
+    assert rows["mr_stft"]["wins"] == 2 and rows["mr_stft"]["losses"] == 1  # lower is better
+    assert not rows["mr_stft"]["better"]  # the mean says otherwise: 4.67 against 2.33
+    assert not long_run.beats(list(rows.values()))
+    assert "does not beat" in long_run.comparison_markdown(list(rows.values()))
+
+
+def test_beats_needs_every_judged_metric_better_in_mean_and_in_clips():
+    def row(metric, better=True, wins=10, losses=7):
+        return {"metric": metric, "better": better, "wins": wins, "losses": losses}
+
+    judged = [row(metric) for metric in long_run.JUDGED]
+    assert long_run.beats(judged + [row("mcd_db", better=False, wins=0, losses=17)])
+    assert not long_run.beats(judged[:-1])  # a judged metric missing
+    assert not long_run.beats(judged[:-1] + [row(judged[-1]["metric"], wins=8, losses=8)])
+    assert not long_run.beats(judged[:-1] + [row(judged[-1]["metric"], better=False)])
+
+
+def test_sign_test_p_values():
+    assert long_run.sign_test(17, 0) == pytest.approx(2 / 2**17)
+    assert long_run.sign_test(0, 17) == long_run.sign_test(17, 0)
+    assert long_run.sign_test(5, 5) == 1.0 and long_run.sign_test(0, 0) == 1.0
+    low_tail = sum(math.comb(17, k) for k in range(5)) / 2**17  # 4 or fewer losses of 17
+    assert long_run.sign_test(13, 4) == pytest.approx(2 * low_tail)
+
+
+def test_ship_writes_the_newest_checkpoint_with_its_training_facts(tmp_path):
+    recipe, run = tmp_path / "recipe", tmp_path / "run"
+    recipe.mkdir()
+    _fake_run(run)
+    waveglow.save(make_tiny(seed=1), run / "waveglow_00000500.pt")
+    config = {
+        "data_config": {"segment_length": 16384},
+        "train_config": {
+            "precision": "auto",
+            "wn_implementation": "auto",
+            "sigma": 1.0,
+            "batch_size": 4,
+            "learning_rate": 2e-4,
+        },
+    }
+    (recipe / "config.json").write_text(json.dumps(config))
+    evaluation = {"step": 500, "cpu_hours": 1.5, "stoi": 0.9}
+    (recipe / long_run.PROGRESS).write_text(json.dumps({"evaluations": [evaluation]}))
+    destination = tmp_path / "demo.safetensors"
+    facts = long_run.ship(recipe, run, None, destination)
+    trained = read_checkpoint(destination).extra["trained"]
+    assert trained == facts
+    assert trained["steps"] == 500 and trained["cpu_hours"] == 1.5  # both segments of the log
+    assert trained["held_out"] == {"stoi": 0.9}
+    assert trained["batch"] == "4 x 16384-sample segments"
+    assert waveglow.load(destination).config == make_tiny().config
