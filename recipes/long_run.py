@@ -164,49 +164,62 @@ JUDGED = {  # the metrics docs/race.md judges runs by: key, title, higher is bet
 }
 
 
-def curves(progress: dict) -> dict[tuple[str, str], list[tuple[float, float]]]:
-    """Each run's held-out metrics against CPU-hours: {(metric, run): [(cpu_hours, value), ...]}."""
+def curves(
+    progress: dict, name: str = "this run"
+) -> dict[tuple[str, str], list[tuple[float, float]]]:
+    """Each run's held-out metrics against CPU-hours: {(metric, run): [(cpu_hours, value), ...]};
+    ``name`` names the run whose evaluations ``progress`` holds (its ``earlier_runs`` keep theirs)."""
     runs = [(run["name"], run["evaluations"]) for run in progress.get("earlier_runs", [])]
-    runs.append(("this run", progress.get("evaluations", [])))
+    runs.append((name, progress.get("evaluations", [])))
     series: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    for name, rows in runs:
+    for run, rows in runs:
         for metric in JUDGED:
             points = sorted((row["cpu_hours"], row[metric]) for row in rows if metric in row)
             if points:
-                series[metric, name] = points
+                series[metric, run] = points
     return series
 
 
 def plot(recipe: Path, destination: Path) -> Path:
-    """A PNG of the held-out metrics against CPU-hours, with the reference models as lines."""
+    """A PNG of the recipe's held-out metrics against CPU-hours, with the reference models as lines."""
+    progress = read_json(recipe / PROGRESS, {})
+    title = f"{recipe.name}: held-out metrics (17 prompts, sigma 0.6) against CPU-hours"
+    return plot_curves(curves(progress), progress.get("references", {}), destination, title)
+
+
+def plot_curves(
+    series: dict[tuple[str, str], list[tuple[float, float]]],
+    references: dict[str, dict[str, float]],
+    destination: Path,
+    title: str,
+) -> Path:
+    """One panel a judged metric: each run's curve, each reference as a dashed line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    progress = read_json(recipe / PROGRESS, {})
-    series = curves(progress)
     figure, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
-    for axis, (metric, (title, higher)) in zip(axes.flat, JUDGED.items(), strict=True):
-        for (drawn, name), points in series.items():
+    for axis, (metric, (name, higher)) in zip(axes.flat, JUDGED.items(), strict=True):
+        for (drawn, run), points in series.items():
             if drawn == metric:
-                axis.plot(*zip(*points, strict=True), marker="o", label=name)
-        for name, values in progress.get("references", {}).items():
+                axis.plot(*zip(*points, strict=True), marker="o", label=run)
+        for reference, values in references.items():
             axis.axhline(values[metric], linestyle="--", color="grey")
             axis.annotate(
-                name,
+                reference,
                 (0, values[metric]),
                 xytext=(2, 3),
                 textcoords="offset points",
                 fontsize=7,
                 color="grey",
             )
-        axis.set_title(f"{title} ({'higher' if higher else 'lower'} is better)")
+        axis.set_title(f"{name} ({'higher' if higher else 'lower'} is better)")
         axis.grid(alpha=0.3)
     for axis in axes[1]:
         axis.set_xlabel("training CPU-hours")
     axes[0][0].legend(fontsize=7)
-    figure.suptitle(f"{recipe.name}: held-out metrics (17 prompts, sigma 0.6) against CPU-hours")
+    figure.suptitle(title)
     figure.tight_layout()
     with atomic_path(destination) as temporary:
         figure.savefig(temporary, format="png", dpi=80)
