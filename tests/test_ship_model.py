@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 
 import waveglow
 from conftest import load_recipe, make_tiny
+from waveglow.checkpoint import read_checkpoint
 
 
 def write_log(path: Path, events: list[dict]) -> Path:
@@ -75,3 +76,19 @@ def test_curve_averages_the_training_losses_between_validations(tmp_path, capsys
     recipe.curve(log)
     rows = capsys.readouterr().out.splitlines()[2:]
     assert rows == ["| 2 | -1.500 | -2.500 |", "| 3 | -4.000 | -4.250 |"]
+
+
+def test_rewriting_the_metadata_keeps_every_tensor_byte(tmp_path):
+    metadata = load_recipe("model_metadata")
+    destination = tmp_path / "demo.safetensors"
+    checkpoint = waveglow.save(make_tiny(seed=4), tmp_path / "best.pt")
+    load_recipe("ship_model").ship(checkpoint, destination)
+    header, tensors = metadata.read_header(destination)
+    written = metadata.rewrite_metadata(destination, {"steps": 7, "cost": "a minute"})
+    new_header, new_tensors = metadata.read_header(destination)
+    assert new_tensors == tensors
+    assert {k: v for k, v in new_header.items() if k != "__metadata__"} == {
+        k: v for k, v in header.items() if k != "__metadata__"
+    }
+    assert read_checkpoint(destination).extra["trained"] == {"steps": 7, "cost": "a minute"}
+    assert written["trained"]["steps"] == 7
