@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import inspect
+import json
 import os
 import re
 import subprocess
@@ -476,7 +477,10 @@ def test_the_bundled_model_carries_no_machine_path_and_its_true_training(capsys)
     assert run("info", "demo") == 0
     out = capsys.readouterr().out
     assert "training_files" not in out and "/work/" not in out.replace("src/waveglow", "")
-    assert '"steps": 6200' in out and '"precision": "fp32"' in out
+    trained = json.loads(out.split("trained:\n", 1)[1].split("\nconfig:", 1)[0])
+    card = (Path(waveglow.__file__).parent / "models" / "MODEL_CARD.md").read_text()
+    assert f"({trained['steps']} steps)" in card  # the file and its card tell one story
+    assert f"STOI {trained['held_out']['stoi']:.3f}" in card
 
 
 # ---------------------------------------------------------------------------- speed options

@@ -300,4 +300,5 @@ def test_the_bundled_model_has_its_verdict():
 
     verdict = model_verdict("demo")
     assert verdict is not None and "intelligible" in verdict and "\n" not in verdict
+    assert verdict.endswith(".") and not verdict.endswith(" 0.")  # a whole sentence
     assert json.dumps(verdict)

@@ -400,7 +400,8 @@ def model_verdict(checkpoint: str) -> str | None:
     if checkpoint not in BUNDLED_MODELS or Path(checkpoint).exists():
         return None
     card = resources.files("waveglow").joinpath("models/MODEL_CARD.md").read_text("utf-8")
-    for match in re.finditer(r"\*\*([^*]+)\*\*([^.]*\.)?", card):
+    # the bold claim and the rest of its sentence (a full stop followed by a space: 0.65 is a number)
+    for match in re.finditer(r"\*\*([^*]+)\*\*(.*?\.(?=\s|$))?", card, flags=re.DOTALL):
         if not match.group(1).rstrip().endswith("."):
             return " ".join((match.group(1) + (match.group(2) or "")).split())
     return None
