@@ -260,8 +260,9 @@ def paired_comparison(candidate: Path, reference: Path) -> list[dict[str, Any]]:
         raise SystemExit(f"{candidate} and {reference} scored no clip in common")
     rows = []
     for metric, direction in directions.items():
-        paired = [(ours[c][metric], theirs[c][metric]) for c in clips if metric in ours[c]]
-        if not paired or any(metric not in theirs[c] for c in clips):
+        scored = [c for c in clips if metric in ours[c] and metric in theirs[c]]  # NaN: empty
+        paired = [(ours[c][metric], theirs[c][metric]) for c in scored]
+        if not paired:
             continue
         sign = 1 if direction["higher_is_better"] else -1
         wins = sum(sign * (a - b) > 0 for a, b in paired)
@@ -312,8 +313,8 @@ CORPUS = "recipes/build_corpus.py: 816 clips (~39 min): Asterisk prompts, festiv
 
 def training_facts(recipe: Path, run: Path, step: int) -> dict[str, Any]:
     """What a shipped model's metadata says of its training (from the recipe and the run)."""
-    train = read_json(recipe / "config.json", {})["train_config"]
-    segment = read_json(recipe / "config.json", {})["data_config"]["segment_length"]
+    config = read_json(recipe / "config.json", {})
+    train, segment = config["train_config"], config["data_config"]["segment_length"]
     evaluation = [
         r for r in read_json(recipe / PROGRESS, {}).get("evaluations", []) if r["step"] == step
     ]

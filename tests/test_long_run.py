@@ -155,6 +155,19 @@ def test_paired_comparison_counts_clip_wins_by_each_metrics_direction(tmp_path):
     assert "does not beat" in long_run.comparison_markdown(list(rows.values()))
 
 
+def test_a_clip_one_evaluation_could_not_score_is_left_out_of_that_metric_only(tmp_path):
+    candidate = _fake_evaluation(
+        tmp_path / "new", {"a": {"stoi": 0.7, "mr_stft": 3.0}, "b": {"stoi": 0.2, "mr_stft": 2.0}}
+    )
+    reference = _fake_evaluation(
+        tmp_path / "old", {"a": {"stoi": 0.6, "mr_stft": 3.5}, "b": {"stoi": "", "mr_stft": 2.5}}
+    )
+    rows = {row["metric"]: row for row in long_run.paired_comparison(candidate, reference)}
+    assert rows["stoi"]["wins"] == 1 and rows["stoi"]["losses"] == 0  # clip b: no stoi to pair
+    assert rows["stoi"]["candidate"] == pytest.approx(0.7)
+    assert rows["mr_stft"]["wins"] == 2  # both clips paired
+
+
 def test_beats_needs_every_judged_metric_better_in_mean_and_in_clips():
     def row(metric, better=True, wins=10, losses=7):
         return {"metric": metric, "better": better, "wins": wins, "losses": losses}
