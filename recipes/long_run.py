@@ -209,6 +209,7 @@ def plot_curves(
             axis.annotate(
                 reference,
                 (0, values[metric]),
+                xycoords=("axes fraction", "data"),  # at the left edge, wherever the curves start
                 xytext=(2, 3),
                 textcoords="offset points",
                 fontsize=7,
