@@ -199,6 +199,15 @@ class TrainConfig:
     cache_directory: str = ""
     lr_decay_every: int = 0  # multiply the learning rate by lr_decay every N steps; 0: constant
     lr_decay: float = 0.5
+    # ---- ours, off by default: a spectral term besides WaveGlow's single loss (maximum
+    # likelihood). Each ``spectral_every``-th step synthesizes the batch's own mels through the
+    # inverse flow (z ~ N(0, spectral_sigma^2), with autograd) and adds ``spectral_loss_weight``
+    # times the multi-resolution STFT distance to the true audio (see waveglow.loss.SpectralLoss)
+    spectral_loss_weight: float = 0.0
+    spectral_sigma: float = 0.6
+    spectral_every: int = 1
+    spectral_fft_sizes: tuple[int, ...] = (256, 512, 1024, 2048)
+    spectral_mel_weight: float = 0.0  # log-mel magnitude terms, added at every resolution
 
     def __post_init__(self) -> None:
         _require(
@@ -224,6 +233,21 @@ class TrainConfig:
         _require(self.grad_clip_thresh >= 0, "train_config.grad_clip_thresh must be >= 0")
         _require(self.validation_size >= 0, "train_config.validation_size must be >= 0")
         _require(self.num_workers >= 0, "train_config.num_workers must be >= 0")
+        _require(self.spectral_loss_weight >= 0, "train_config.spectral_loss_weight must be >= 0")
+        _require(self.spectral_sigma > 0, "train_config.spectral_sigma must be > 0")
+        _require(self.spectral_every >= 1, "train_config.spectral_every must be >= 1")
+        _require(
+            len(self.spectral_fft_sizes) >= 1
+            and all(size >= 16 and size % 4 == 0 for size in self.spectral_fft_sizes),
+            "train_config.spectral_fft_sizes must be a list of FFT sizes, each a multiple of 4 "
+            f"and >= 16, got {list(self.spectral_fft_sizes)}",
+        )
+        _require(self.spectral_mel_weight >= 0, "train_config.spectral_mel_weight must be >= 0")
+
+    @property
+    def spectral(self) -> bool:
+        """True when the run adds the spectral term to the likelihood."""
+        return self.spectral_loss_weight > 0
 
     @property
     def amp_precision(self) -> str:
@@ -268,6 +292,12 @@ class Config:
             hop % group == 0,
             f"data_config.hop_length ({hop}) must be a multiple of waveglow_config.n_group ({group}) "
             "so that every mel frame gives whole groups of samples",
+        )
+        train, segment = self.train_config, self.data_config.segment_length
+        _require(
+            not train.spectral or segment > max(train.spectral_fft_sizes) // 2,
+            f"data_config.segment_length ({segment}) must exceed half the largest of "
+            f"train_config.spectral_fft_sizes ({max(train.spectral_fft_sizes)})",
         )
 
     @classmethod
@@ -392,6 +422,8 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
     for a float); a :class:`ConfigError` like "train_config.batch_size must be int, got 'abc'"."""
     allowed = typing.get_args(annotation) if typing.get_origin(annotation) in _UNIONS else ()
     allowed = allowed or (annotation,)
+    if typing.get_origin(annotation) is tuple:
+        return _check_tuple(value, typing.get_args(annotation)[0], where)
     for kind in allowed:
         if kind is type(None) and value is None:
             return value
@@ -408,6 +440,15 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
 
 
 _UNIONS = (typing.Union, types.UnionType)
+
+
+def _check_tuple(value: Any, item: Any, where: str) -> tuple:
+    """A JSON list (or tuple) of values of type ``item`` as a tuple."""
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"{where} must be a list of {item.__name__}, got {value!r}")
+    return tuple(
+        _check_type(element, item, f"{where}[{index}]") for index, element in enumerate(value)
+    )
 
 
 def _one_of(names: typing.Iterable[str]) -> str:

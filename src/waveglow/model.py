@@ -322,8 +322,10 @@ class WaveGlow(nn.Module):
         valid: torch.Tensor | None = None,
         lengths: Sequence[int] | None = None,
         backend: str | None = None,
+        differentiable: bool = False,
     ) -> torch.Tensor:
-        """The synthesis step: the latent ``z`` (B, G, T_G) to audio (B, T_G * G), without autograd.
+        """The synthesis step: the latent ``z`` (B, G, T_G) to audio (B, T_G * G), without autograd
+        unless ``differentiable`` (training through the synthesis: the spectral loss).
 
         ``mel`` (B, M, F) conditions it; its first ``mel_offset`` frames come before ``z``'s first
         step (the context a chunk's upsampler reads). ``precision``, ``valid`` and ``backend`` as
@@ -332,7 +334,7 @@ class WaveGlow(nn.Module):
         batch, steps_per_frame = z.size(0), self.hop_length // self.n_group
         skipped = mel_offset * steps_per_frame
         length = (skipped + z.size(2)) * self.n_group
-        with torch.no_grad():
+        with contextlib.nullcontext() if differentiable else torch.no_grad():
             mel_groups = self.condition(mel, length, lengths)[:, :, skipped:]  # (B, M*G|M, T_G)
             audio = self.inverse(mel_groups, z.to(mel.dtype), precision, valid, backend)
         return audio.transpose(1, 2).reshape(batch, -1)  # (B, T)

@@ -147,9 +147,13 @@ class Invertible1x1Conv(nn.Module):
         return torch.matmul(self.inverse_matrix(audio.dtype), audio)
 
     def inverse_matrix(self, dtype: torch.dtype) -> torch.Tensor:
-        """``W^-1`` computed in float64, cast to ``dtype``; recomputed whenever the weight changes."""
+        """``W^-1`` computed in float64, cast to ``dtype``; recomputed whenever the weight changes
+        (cached without autograd, in the graph when gradients flow to the weight)."""
         weight = self.conv.weight
-        if torch.compiler.is_compiling() or (torch.jit.is_tracing() and weight.requires_grad):
+        in_graph = weight.requires_grad and (torch.is_grad_enabled() or torch.jit.is_tracing())
+        if torch.compiler.is_compiling() or in_graph:
+            # compiled, traced with trainable weights, or trained through (a spectral loss on
+            # the synthesis): the inverse stays in the graph
             return torch.linalg.inv(self.matrix.double()).to(dtype)
         # frozen weights while tracing (export): the cached inverse becomes a constant
         key = (weight._version, weight.data_ptr(), weight.device, dtype)

@@ -6,6 +6,7 @@ validation goes to ``samples/``. Only rank 0 logs.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ class StepOutcome:
     samples: int
     seconds: float
     stop_signal: str | None
+    spectral: float | None = None  # the spectral term's distance, on steps that added it
 
 
 class RunLogger:
@@ -40,6 +42,7 @@ class RunLogger:
         self.interval = config.train_config.iters_per_log
         self.sampling_rate = config.data_config.sampling_rate
         self.window: list[tuple[int, float]] = []
+        self.spectral_window: list[float] = []
         self.bar = None
         self.board = None
         if not enabled:
@@ -72,6 +75,8 @@ class RunLogger:
         if not self.enabled:
             return
         self.window.append((outcome.samples, outcome.seconds))
+        if outcome.spectral is not None:
+            self.spectral_window.append(outcome.spectral)
         if self.bar is None and self.bar_total is not False:
             self.bar = tqdm(total=self.bar_total, initial=step - 1, unit="step", dynamic_ncols=True)
         if self.bar is not None:
@@ -87,6 +92,9 @@ class RunLogger:
             "samples_per_second": samples / max(seconds, 1e-9),
             "skipped_steps": skipped_steps,
         }
+        if self.spectral_window:  # the mean over the steps since the last log that added it
+            scalars["spectral_loss"] = sum(self.spectral_window) / len(self.spectral_window)
+            self.spectral_window = []
         self.event(
             "step",
             step=step,
@@ -108,6 +116,7 @@ class RunLogger:
         loss: float,
         samples: list[tuple[torch.Tensor, torch.Tensor]],
         config: Config,
+        spectral_distance: float = math.nan,
     ) -> None:
         if not self.enabled:
             return
@@ -116,11 +125,21 @@ class RunLogger:
             path = self.output / "samples" / f"step_{step:08d}_{index}.wav"
             save_wav(path, audio, self.sampling_rate)
             written.append(str(path))
-        self.event("validation", step=step, validation_loss=loss, samples=written)
+        self.event(
+            "validation",
+            step=step,
+            validation_loss=loss,
+            validation_spectral=spectral_distance,
+            samples=written,
+        )
         if self.bar is not None:
-            tqdm.write(f"step {step}: validation loss {loss:.4f}")
+            tqdm.write(
+                f"step {step}: validation loss {loss:.4f}, "
+                f"spectral distance {spectral_distance:.4f}"
+            )
         if self.board is not None:
             self.board.add_scalar("validation/loss", loss, step)
+            self.board.add_scalar("validation/spectral", spectral_distance, step)
             mel = mel_transform(config)
             for index, (reference, audio) in enumerate(samples):
                 self.board.add_audio(f"synthesis/{index}", audio[None], step, self.sampling_rate)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from ..config import Config
+from ..config import Config, TrainConfig
 from ..data import Batch, DataError, Sample
 from ..loss import nll_loss
 from ..model import WaveGlow
@@ -169,39 +169,57 @@ def train_step(trainer: Trainer, batches: Sequence[Batch], stop: StopRequest) ->
     for group in trainer.optimizer.param_groups:
         group["lr"] = rate
     trainer.optimizer.zero_grad(set_to_none=True)
-    loss = torch.zeros((), device=trainer.distributed.device)
+    spectral = with_spectral_term(trainer.train_config, trainer.progress.step)
+    losses = torch.zeros(2, device=trainer.distributed.device)  # NLL, spectral distance
     for index, batch in enumerate(batches):
-        loss += _backward(trainer, batch, last=index == len(batches) - 1, parts=len(batches))
+        losses += _backward(trainer, batch, index, len(batches), spectral)
         trainer.pending_problems.extend(batch.failed + batch.skipped)
     grad_norm = _unscale_and_clip(trainer)
-    stop_flag = torch.tensor(float(stop.signal is not None), device=loss.device)
-    totals = all_reduce_sum(torch.stack([loss, stop_flag]), trainer.distributed)
-    mean_loss = float(totals[0]) / trainer.distributed.world_size
-    finite = math.isfinite(mean_loss) and math.isfinite(grad_norm)
+    stop_flag = torch.tensor([float(stop.signal is not None)], device=losses.device)
+    totals = all_reduce_sum(torch.cat([losses, stop_flag]), trainer.distributed)
+    mean_loss, mean_spectral = (
+        float(total) / trainer.distributed.world_size for total in totals[:2]
+    )
+    finite = math.isfinite(mean_loss) and math.isfinite(mean_spectral) and math.isfinite(grad_norm)
     if finite:
         trainer.scaler.step(trainer.optimizer)
     trainer.scaler.update()
     samples = sum(len(batch.audio) for batch in batches) * trainer.distributed.world_size
-    signal_name = stop.signal or ("signal on another rank" if float(totals[1]) > 0 else None)
+    signal_name = stop.signal or ("signal on another rank" if float(totals[2]) > 0 else None)
     return StepOutcome(
         mean_loss if finite else math.nan,
         grad_norm,
         samples,
         time.perf_counter() - started,
         signal_name,
+        (mean_spectral if finite else math.nan) if spectral else None,
     )
 
 
-def _backward(trainer: Trainer, batch: Batch, last: bool, parts: int) -> torch.Tensor:
-    device = trainer.distributed.device
+def with_spectral_term(config: TrainConfig, step: int) -> bool:
+    """True when the step after ``step`` finished ones adds the spectral term: every
+    ``spectral_every``-th step of a run with ``spectral_loss_weight`` > 0, from the first."""
+    return config.spectral and step % config.spectral_every == 0
+
+
+def _backward(
+    trainer: Trainer, batch: Batch, part: int, parts: int, spectral: bool
+) -> torch.Tensor:
+    """Back-propagate the share of the step's loss of its ``part``-th of ``parts`` batches;
+    returns its (NLL, spectral) shares (the spectral one 0 without the term)."""
+    device, config = trainer.distributed.device, trainer.train_config
     mel = batch.mel.to(device, non_blocking=True)
     audio = batch.audio.to(device, non_blocking=True)
-    synchronise = last or not trainer.distributed.enabled
+    synchronise = part == parts - 1 or not trainer.distributed.enabled
     with nullcontext() if synchronise else trainer.network.no_sync():
         z, log_det = trainer.forward(mel, audio)
-        loss = nll_loss(z.float(), log_det.float(), trainer.train_config.sigma) / parts
+        nll = nll_loss(z.float(), log_det.float(), config.sigma) / parts
+        distance = (
+            trainer.spectral_distance(mel, audio, part) / parts if spectral else nll.new_zeros(())
+        )
+        loss = nll + config.spectral_loss_weight * distance if spectral else nll
         trainer.scaler.scale(loss).backward()
-    return loss.detach()
+    return torch.stack([nll.detach(), distance.detach()])
 
 
 def _unscale_and_clip(trainer: Trainer) -> float:
@@ -279,6 +297,7 @@ def evaluate(trainer: Trainer) -> float:
             z, log_det = model(sample.mel[None].to(device), sample.audio[None].to(device))
             losses.append(float(nll_loss(z, log_det, trainer.train_config.sigma)))
         samples = _synthesize(trainer, validation)
+        spectral = validation_spectral_distance(trainer, validation)
     model.train()
     loss = float(np.mean(losses)) if losses else math.nan
     progress = trainer.progress
@@ -286,7 +305,7 @@ def evaluate(trainer: Trainer) -> float:
     progress.validation_loss = loss
     improved = loss < progress.best_validation_loss
     progress.best_validation_loss = min(loss, progress.best_validation_loss)
-    trainer.logger.validation(progress.step, loss, samples, trainer.config)
+    trainer.logger.validation(progress.step, loss, samples, trainer.config, spectral)
     if improved:
         save_state(trainer, trainer.output / BEST_CHECKPOINT, rng_states)
     return loss
@@ -306,6 +325,24 @@ def _validation_samples(trainer: Trainer) -> list[Sample]:
         if not (sample.failed or sample.skipped):  # else it stands in for another clip
             samples.append(sample)
     return samples
+
+
+def validation_spectral_distance(trainer: Trainer, validation: list[Sample]) -> float:
+    """Mean spectral distance (:class:`~waveglow.loss.SpectralLoss`) of the held-out clips
+    synthesized at ``spectral_sigma`` (fp32, noise seeded by the run's seed) to the clips
+    themselves; clips too short for the longest FFT are left out (NaN when none is left)."""
+    device, config = trainer.distributed.device, trainer.train_config
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    distances = []
+    for sample in validation:
+        audio = trainer.model.infer(
+            sample.mel[None].to(device), config.spectral_sigma, generator=generator
+        )
+        length = min(audio.size(1), sample.audio.size(0))
+        if length > trainer.spectral.longest_fft // 2:
+            reference = sample.audio[None, :length].to(device)
+            distances.append(float(trainer.spectral(audio[:, :length], reference)))
+    return float(np.mean(distances)) if distances else math.nan
 
 
 def _synthesize(

@@ -16,6 +16,7 @@ from ..audio import atomic_path, mel_transform
 from ..checkpoint import Checkpoint, CheckpointError, build_model, read_checkpoint, safe_torch_load
 from ..config import Config, load_config
 from ..data import DataError, ResumableSampler, SegmentDataset, collate, prepare_split
+from ..loss import spectral_loss
 from ..model import WaveGlow
 from .distributed import Distributed, barrier, wrap
 from .log import RunLogger
@@ -80,6 +81,9 @@ def setup(
         logger=RunLogger(
             output, distributed.is_main, config, progress_bar, _total_steps(config, loader)
         ),
+        spectral=spectral_loss(
+            config.train_config, config.data_config, config.waveglow_config.n_mel_channels
+        ).to(distributed.device),
     )
     if resume_path is not None:
         restore(trainer, resume_path)

@@ -25,7 +25,9 @@ from torch.utils.data import DataLoader
 from ..checkpoint import CheckpointError, build_model, read_checkpoint, save
 from ..config import Config, TrainConfig
 from ..data import ResumableSampler, SegmentDataset
+from ..loss import SpectralLoss
 from ..model import WaveGlow
+from ..noise import gaussian
 from .distributed import Distributed, all_gather, ranks_agree
 from .log import RunLogger
 
@@ -74,6 +76,8 @@ class Trainer:
     rollback_target: Path | None = None  # the last checkpoint known good (see save_checkpoint)
     validation_ok: bool = True  # False from a non-finite validation until a finite one
     pending_problems: list[str] = field(default_factory=list)
+    # the spectral term's STFTs: trained with when train_config.spectral, validated with always
+    spectral: SpectralLoss = field(default_factory=SpectralLoss)
 
     @property
     def train_config(self) -> TrainConfig:
@@ -86,6 +90,24 @@ class Trainer:
         train_config = self.train_config
         backend, precision = train_config.wn_implementation, train_config.amp_precision
         return self.network(mel, audio, precision=precision, backend=backend)
+
+    def spectral_distance(self, mel: torch.Tensor, audio: torch.Tensor, part: int) -> torch.Tensor:
+        """The spectral term (:class:`~waveglow.loss.SpectralLoss`) of the batch's own mels
+        synthesized with autograd from a fresh z ~ N(0, spectral_sigma^2), against the true
+        audio (B, T). The noise of part ``part`` of the step is drawn from a generator seeded by
+        the run's seed, the step, the part and the rank: a resume draws the same noise."""
+        train_config, model = self.train_config, self.model
+        batch, length = audio.shape
+        shape = (batch, model.n_group, length // model.n_group)
+        entropy = (train_config.seed, self.progress.step, part, self.distributed.rank)
+        seed = int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> 1)
+        generator = torch.Generator(device=audio.device).manual_seed(seed)
+        z = gaussian(shape, train_config.spectral_sigma, generator, audio.dtype, audio.device)
+        backend, precision = train_config.wn_implementation, train_config.amp_precision
+        synthesized = model.decode(
+            mel, z, precision, backend=backend, differentiable=True
+        )  # (B, T)
+        return self.spectral(synthesized, audio)
 
 
 def learning_rate_at(config: TrainConfig, step: int) -> float:
