@@ -13,7 +13,8 @@ and ``progress.json`` (step, CPU-hours and wall hours across every machine, vali
 
 ``train`` resumes the run folder where it exists (on the same machine), else starts one from
 ``state.pt`` with an exact resume (a new machine: the corpus is rebuilt by
-``recipes/build_corpus.py``), else starts afresh. It runs in the foreground; start it with
+``recipes/build_corpus.py``), else from the weights ``warm_start.json`` names (with a fresh
+optimizer), else afresh. It runs in the foreground; start it with
 ``nohup nice -n 19 ... &`` and stop it with SIGINT or SIGTERM (a checkpoint is saved).
 ``snapshot`` copies the run's newest checkpoint into the recipe and updates ``progress.json``;
 commit both to carry the run to the next machine (the file is replaced in place, not added).
@@ -50,6 +51,7 @@ from ship_model import training_cpu_hours, training_hours  # noqa: E402
 STATE = "state.pt"
 PROGRESS = "progress.json"
 ORIGIN = "origin.json"  # in the run folder: where this folder's training began
+WARM_START = "warm_start.json"  # in a recipe without state.pt: {"init_from": weights to start from}
 
 
 def read_json(path: Path, default: Any) -> Any:
@@ -75,6 +77,9 @@ def train_command(recipe: Path, corpus: Path, run: Path) -> list[str]:
     ]
     if (recipe / STATE).is_file():
         command += ["--resume", str(recipe / STATE)]
+    elif (recipe / WARM_START).is_file():  # a path relative to the recipe; a fresh optimizer
+        source = read_json(recipe / WARM_START, {})["init_from"]
+        command += ["--init-from", str((recipe / source).resolve())]
     return command
 
 

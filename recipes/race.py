@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -67,12 +68,18 @@ def spent(run: Path) -> float:
     return long_run.cpu_hours_at(run, sys.maxsize)
 
 
-def train_until(recipe: Path, corpus: Path, run: Path, hours: float) -> None:
-    """Train the candidate (resuming its run folder) until it has spent ``hours`` CPU-hours."""
+def train_until(recipe: Path, corpus: Path, run: Path, hours: float, threads: int = 0) -> None:
+    """Train the candidate (resuming its run folder) until it has spent ``hours`` CPU-hours
+    (``threads``: the trainer's intra-op threads; 0 leaves torch's default)."""
     command = long_run.train_command(recipe, corpus, run)
+    environment = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
     with (run.parent / f"{recipe.name}.out").open("a") as output:
         process = subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT, preexec_fn=lambda: os.nice(19)
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: os.nice(19),
+            env=environment,
         )
         try:
             while process.poll() is None and spent(run) < hours:
@@ -88,16 +95,33 @@ def train_until(recipe: Path, corpus: Path, run: Path, hours: float) -> None:
         )
 
 
-def run_race(corpus: Path, runs: Path, hours: float, every: float, race: Path = RACE) -> None:
-    """Train and score every candidate at every mark it has not been scored at."""
+def run_race(
+    corpus: Path,
+    runs: Path,
+    hours: float,
+    every: float,
+    race: Path = RACE,
+    only: Sequence[str] = (),
+    threads: int = 0,
+) -> None:
+    """Train and score every candidate (or those named in ``only``) at every mark it has not
+    been scored at; ``threads`` as for :func:`train_until`, and for the scoring too."""
     runs.mkdir(parents=True, exist_ok=True)
-    for recipe in candidates(race):
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    chosen = [recipe for recipe in candidates(race) if not only or recipe.name in only]
+    missing = set(only) - {recipe.name for recipe in chosen}
+    if missing:
+        raise SystemExit(f"no candidate named {', '.join(sorted(missing))} in {race}")
+    for recipe in chosen:
         run = runs / recipe.name
         for mark in marks(hours, every):
             if any(done >= mark for done in scored(recipe)):
                 continue
             if spent(run) < mark:
-                train_until(recipe, corpus, run, mark)
+                train_until(recipe, corpus, run, mark, threads)
             row = long_run.evaluate_checkpoint(recipe, run, corpus, None)
             print(f"{recipe.name} at {row['cpu_hours']:.3f} CPU-hours: {row}", flush=True)
 
@@ -141,13 +165,26 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=1.5, help="CPU-hours each (default 1.5)")
     parser.add_argument("--every", type=float, default=0.5, help="score every N CPU-hours")
     parser.add_argument("--png", type=Path, default=RACE.parents[1] / "docs" / "race.png")
+    parser.add_argument(
+        "--race", type=Path, default=RACE, help="the folder of candidates (default recipes/race)"
+    )
+    parser.add_argument(
+        "--only", default="", help="comma-separated candidates to run (default: all, in turn)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="threads per trainer (1 lets two candidates share a 2-core machine fairly)",
+    )
     args = parser.parse_args()
     if args.action == "run":
-        run_race(args.corpus, args.runs, args.hours, args.every)
+        only = [name for name in args.only.split(",") if name]
+        run_race(args.corpus, args.runs, args.hours, args.every, args.race, only, args.threads)
     elif args.action == "table":
-        print(table())
+        print(table(args.race))
     else:
-        print(plot(args.png))
+        print(plot(args.png, args.race))
 
 
 if __name__ == "__main__":
