@@ -67,13 +67,15 @@ def make_model(
     end_std: float | None = 0.1,
 ) -> WaveGlow:
     """A WaveGlow built after ``torch.manual_seed(seed)``. With ``end_std``, its zero-initialised
-    ``end`` layers get random weights of that standard deviation, so that every coupling really
-    transforms (a freshly initialised flow is only the 1x1 convolutions)."""
+    ``end`` layers get random weights of that standard deviation, so that every coupling (and
+    the post-filter, if any) really transforms (a freshly initialised flow is only the 1x1
+    convolutions)."""
     torch.manual_seed(seed)
     model = WaveGlow(config, data_config).to(dtype)
     if end_std is not None:
         with torch.no_grad():
-            for wn in model.WN:
+            post_filters = [model.postfilter] if config.postfilter_config is not None else []
+            for wn in [*model.WN, *post_filters]:
                 wn.end.weight.normal_(0, end_std)
                 wn.end.bias.normal_(0, end_std)
     return model

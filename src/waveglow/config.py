@@ -80,12 +80,17 @@ class WaveGlowConfig:
     # the M mel bins are interpolated from the frames to the grouped steps (frame f is centred on
     # sample f*hop, as the Tacotron 2 STFT centres it), so each WN's cond_layer takes M channels.
     mel_upsampling: str = "transposed_conv"
+    # An optional post-filter (WG-WaveNet's): a WN at the sample rate, conditioned on the mel
+    # interpolated to the samples, that maps the flow's audio to audio * exp(log_scale) + shift.
+    # It is outside the flow (the likelihood never sees it) and is trained by the spectral loss;
+    # its end layer starts at zero, so a post-filter added to trained weights starts as identity.
+    postfilter_config: WNConfig | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.WN_config, Mapping):
-            object.__setattr__(
-                self, "WN_config", _from_mapping(WNConfig, self.WN_config, "WN_config")
-            )
+        for name in ("WN_config", "postfilter_config"):
+            value = getattr(self, name)
+            if isinstance(value, Mapping):
+                object.__setattr__(self, name, _from_mapping(WNConfig, value, name))
         _require(self.n_mel_channels >= 1, "n_mel_channels must be >= 1")
         _require(self.n_flows >= 1, "n_flows must be >= 1")
         _require(self.n_group >= 2 and self.n_group % 2 == 0, "n_group must be even and >= 2")
@@ -306,14 +311,16 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         """The config as NVIDIA's sections; our layout options (``swap_odd_couplings``,
-        ``mel_upsampling``, the WN's ``dilation_base`` and ``depthwise_separable``) only when not
-        NVIDIA's, so that the ``waveglow_config`` of any other model stays exactly NVIDIA's
+        ``mel_upsampling``, ``postfilter_config``, the WN's ``dilation_base`` and
+        ``depthwise_separable``) only when not NVIDIA's, so that the ``waveglow_config`` of any other model stays exactly NVIDIA's
         (its code takes no more)."""
         data = dataclasses.asdict(self)
         if not self.waveglow_config.swap_odd_couplings:
             del data["waveglow_config"]["swap_odd_couplings"]
         if self.waveglow_config.has_upsampler:
             del data["waveglow_config"]["mel_upsampling"]
+        if self.waveglow_config.postfilter_config is None:
+            del data["waveglow_config"]["postfilter_config"]
         wn = data["waveglow_config"]["WN_config"]
         for name, nvidia in (("dilation_base", 2), ("depthwise_separable", False)):
             if wn[name] == nvidia:
@@ -407,7 +414,9 @@ def _from_mapping(cls: type[T], data: Any, where: str) -> T:
     hints = typing.get_type_hints(cls)
     for name, value in data.items():
         nested = _SECTION_TYPES.get(name)
-        if nested:
+        if nested and value is None and name in _OPTIONAL_SECTIONS:
+            values[name] = None
+        elif nested:
             values[name] = _from_mapping(nested, value, name)
         else:
             values[name] = _check_type(value, hints[name], f"{where}.{name}")
@@ -467,4 +476,6 @@ _SECTION_TYPES: dict[str, type] = {
     "train_config": TrainConfig,
     "dist_config": DistConfig,
     "WN_config": WNConfig,
+    "postfilter_config": WNConfig,
 }
+_OPTIONAL_SECTIONS = ("postfilter_config",)

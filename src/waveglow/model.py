@@ -27,6 +27,7 @@ chunks join into the same audio up to float rounding.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
@@ -37,7 +38,7 @@ from torch import nn
 
 from .audio import MelSpectrogram, is_real
 from .backends import evaluation, resolve_precision
-from .config import Config, DataConfig, WaveGlowConfig
+from .config import Config, DataConfig, WaveGlowConfig, WNConfig
 from .fast import GemmCondition
 from .modules import WN, Invertible1x1Conv, WNEvaluation, remove_weight_norm
 from .noise import block_noise, draw_seed, gaussian
@@ -84,6 +85,8 @@ class WaveGlow(nn.Module):
         self.convinv = nn.ModuleList(
             Invertible1x1Conv(config.channels_at(k)) for k in range(config.n_flows)
         )
+        if config.postfilter_config is not None:
+            self.postfilter = WN(1, mel_bins, config.postfilter_config)
 
     @staticmethod
     def parameter_count(
@@ -109,6 +112,8 @@ class WaveGlow(nn.Module):
                 channels // 2, config.conditioning_channels, config.WN_config, weight_norm
             )
             total += Invertible1x1Conv.parameter_count(channels)
+        if config.postfilter_config is not None:
+            total += WN.parameter_count(1, mel_bins, config.postfilter_config, weight_norm)
         return total
 
     @property
@@ -133,10 +138,12 @@ class WaveGlow(nn.Module):
         """Mel frames (before, after) a frame's own that its conditioning reads.
 
         The upsampler's taps reach ``(filter_length - 1) // hop`` frames back; linear interpolation
-        reads the next frame; nearest-frame conditioning reads up to the next frame.
+        reads the next frame; nearest-frame conditioning reads up to the next frame; so does the
+        post-filter's (linear, to the samples).
         """
+        after = 1 if self.config.postfilter_config is not None else 0  # its interpolation
         if self.config.has_upsampler:
-            return (self.data_config.filter_length - 1) // self.hop_length, 0
+            return (self.data_config.filter_length - 1) // self.hop_length, after
         return 0, 1
 
     def condition(
@@ -171,26 +178,36 @@ class WaveGlow(nn.Module):
         )  # (B, M*G, T_G)
 
     def _interpolate_frames(
-        self, mel: torch.Tensor, length: int, lengths: Sequence[int] | None
+        self,
+        mel: torch.Tensor,
+        length: int,
+        lengths: Sequence[int] | None,
+        group: int | None = None,
+        nearest: bool | None = None,
     ) -> torch.Tensor:
         """Frame-rate conditioning: step j (samples jG .. jG+G-1, centre jG + (G-1)/2) mixes
         frames f and f+1 around it, frame f being centred on sample f*hop; past the last frame
-        (of the batch, or of each item with ``lengths``) the last frame is held."""
+        (of the batch, or of each item with ``lengths``) the last frame is held. ``group`` (G,
+        default n_group; 1 for the post-filter's samples) and ``nearest`` (default: the config's
+        ``mel_upsampling``) choose the steps and the weights."""
         batch, mel_bins, frames = mel.shape
-        steps_per_frame = self.hop_length // self.n_group
+        group = self.n_group if group is None else group
+        if nearest is None:
+            nearest = self.config.mel_upsampling == "nearest"
+        steps_per_frame = self.hop_length // group
         following = torch.cat([mel[:, :, 1:], mel[:, :, -1:]], dim=2)  # (B, M, F)
         if lengths is not None:
             for item, own in enumerate(lengths):
                 following[item, :, own - 1] = mel[item, :, own - 1]
         offsets = torch.arange(steps_per_frame, device=mel.device, dtype=torch.float64)
-        weight = (offsets * self.n_group + (self.n_group - 1) / 2) / self.hop_length
-        if self.config.mel_upsampling == "nearest":
+        weight = (offsets * group + (group - 1) / 2) / self.hop_length
+        if nearest:
             weight = (weight >= 0.5).double()
         weight = weight.to(mel.dtype)  # (S,)
         mixed = mel.unsqueeze(3) * (1 - weight) + following.unsqueeze(3) * weight  # (B, M, F, S)
         return mixed.reshape(batch, mel_bins, frames * steps_per_frame)[
-            :, :, : length // self.n_group
-        ]  # (B, M, T_G)
+            :, :, : length // group
+        ]  # (B, M, T / group)
 
     # ------------------------------------------------------------------ forward flow
     def forward(
@@ -337,7 +354,38 @@ class WaveGlow(nn.Module):
         with contextlib.nullcontext() if differentiable else torch.no_grad():
             mel_groups = self.condition(mel, length, lengths)[:, :, skipped:]  # (B, M*G|M, T_G)
             audio = self.inverse(mel_groups, z.to(mel.dtype), precision, valid, backend)
-        return audio.transpose(1, 2).reshape(batch, -1)  # (B, T)
+            audio = audio.transpose(1, 2).reshape(batch, -1)  # (B, T)
+            if self.config.postfilter_config is None:
+                return audio
+            return self.post_filter(audio, mel, mel_offset, (precision, backend), valid, lengths)
+
+    def post_filter(
+        self,
+        audio: torch.Tensor,
+        mel: torch.Tensor,
+        mel_offset: int = 0,
+        choice: tuple[str | None, str | None] = ("fp32", None),
+        valid: torch.Tensor | None = None,
+        lengths: Sequence[int] | None = None,
+    ) -> torch.Tensor:
+        """The post-filter (``postfilter_config``) on the flow's audio (B, T): a WN over the
+        samples, conditioned on the mel (B, M, F) linearly interpolated to them (its first
+        ``mel_offset`` frames before the audio's first sample), gives ``shift`` and
+        ``log_scale``; returns ``audio * exp(log_scale) + shift`` (B, T). ``choice``: the
+        (precision, backend) of the WN evaluation; ``valid`` (B, T_G) and ``lengths`` as for
+        :meth:`decode` (the WN reads zeros past each item's end)."""
+        skipped = mel_offset * self.hop_length
+        conditioning = self._interpolate_frames(
+            mel, skipped + audio.size(1), lengths, group=1, nearest=False
+        )[:, :, skipped:]  # (B, M, T)
+        backend, precision = evaluation(choice[1], choice[0])
+        conditioning = self._wn_condition(conditioning, backend, precision)
+        if valid is not None:
+            valid = valid.repeat_interleave(self.n_group, dim=1)  # (B, T)
+        with self._reduced_convolutions(backend, precision, audio.device):
+            output = self.postfilter(audio.unsqueeze(1), conditioning, valid)  # (B, 2, T)
+        shift, log_scale = output.to(audio.dtype).chunk(2, dim=1)  # (B, 1, T) each
+        return (audio.unsqueeze(1) * torch.exp(log_scale) + shift).squeeze(1)  # (B, T)
 
     def infer_chunks(
         self,
@@ -461,6 +509,20 @@ class WaveGlow(nn.Module):
             return contextlib.nullcontext()
         return torch.autocast(device.type, dtype=dtype)
 
+    def with_postfilter(self, postfilter_config: WNConfig) -> WaveGlow:
+        """A copy of this model with a new post-filter of ``postfilter_config`` behind the same
+        flow; its end layer is zero, so it synthesizes exactly what this model does until it
+        is trained (a spectral run warm-started from a model without one)."""
+        config = dataclasses.replace(self.config, postfilter_config=postfilter_config)
+        model = WaveGlow(config, self.data_config).to(next(self.parameters()).device)
+        if not self.has_weight_norm:
+            model.remove_weight_norm()
+        flow = {k: v for k, v in self.state_dict().items() if not k.startswith("postfilter.")}
+        missing, unexpected = model.load_state_dict(flow, strict=False)
+        if unexpected or any(not name.startswith("postfilter.") for name in missing):
+            raise ValueError(f"the flows differ: missing {missing}, unexpected {unexpected}")
+        return model.train(self.training)
+
     def remove_weight_norm(self) -> WaveGlow:
         """Fold every weight-normalised convolution into a plain one (for inference)."""
         remove_weight_norm(self)
@@ -508,37 +570,56 @@ def receptive_field_steps(config: WaveGlowConfig) -> int:
     return config.n_flows * per_wn
 
 
+def postfilter_reach(config: WaveGlowConfig) -> int:
+    """How many samples to each side one output sample of the post-filter reads (0 without)."""
+    wn = config.postfilter_config
+    if wn is None:
+        return 0
+    return sum((wn.kernel_size - 1) // 2 * wn.dilation_base**i for i in range(wn.n_layers))
+
+
 def context_frames(config: WaveGlowConfig, data_config: DataConfig) -> int:
-    """Mel frames of context needed on each side of a chunk for exact chunked synthesis."""
-    samples = receptive_field_steps(config) * config.n_group
+    """Mel frames of context needed on each side of a chunk for exact chunked synthesis: the
+    inverse flow's receptive field, widened by the post-filter's reach."""
+    samples = receptive_field_steps(config) * config.n_group + postfilter_reach(config)
     return math.ceil(samples / data_config.hop_length)
 
 
 def multiply_adds_per_sample(config: WaveGlowConfig, data_config: DataConfig) -> float:
     """Multiply-adds of one synthesis (or one forward pass) per output sample: the upsampler,
-    every 1x1 convolution and every WN's convolutions (the elementwise gate, coupling and the
-    frame-rate interpolation are not counted)."""
-    wn = config.WN_config
-    channels, layers = wn.n_channels, wn.n_layers
-    mel_bins = config.n_mel_channels
+    every 1x1 convolution, every WN's convolutions and the post-filter's, in synthesis (the
+    elementwise gate, coupling and the frame-rate interpolation are not counted)."""
     per_step = 0
     for k in range(config.n_flows):
         audio_channels = config.channels_at(k)
-        half = audio_channels // 2
         per_step += audio_channels**2  # convinv
-        per_step += half * channels + channels * 2 * half  # start, end
-        per_step += config.conditioning_channels * 2 * channels * layers  # cond_layer
-        if wn.depthwise_separable:  # in_layers: depthwise taps, then pointwise C -> 2C
-            per_step += layers * (wn.kernel_size * channels + channels * 2 * channels)
-        else:
-            per_step += layers * wn.kernel_size * channels * 2 * channels  # in_layers
-        per_step += (layers - 1) * channels * 2 * channels + channels * channels  # res_skip
+        per_step += _wn_multiply_adds(
+            audio_channels // 2, config.conditioning_channels, config.WN_config
+        )
+    mel_bins = config.n_mel_channels
     upsampler = (
         mel_bins * mel_bins * data_config.filter_length / data_config.hop_length
         if config.has_upsampler
         else 0.0
     )
-    return per_step / config.n_group + upsampler
+    postfilter = (
+        0
+        if config.postfilter_config is None
+        else _wn_multiply_adds(1, mel_bins, config.postfilter_config)
+    )
+    return per_step / config.n_group + upsampler + postfilter
+
+
+def _wn_multiply_adds(n_in: int, conditioning: int, wn: WNConfig) -> int:
+    """Multiply-adds of one step of a WN with ``n_in`` input and ``conditioning`` mel channels."""
+    channels, layers = wn.n_channels, wn.n_layers
+    total = n_in * channels + channels * 2 * n_in  # start, end
+    total += conditioning * 2 * channels * layers  # cond_layer
+    if wn.depthwise_separable:  # in_layers: depthwise taps, then pointwise C -> 2C
+        total += layers * (wn.kernel_size * channels + channels * 2 * channels)
+    else:
+        total += layers * wn.kernel_size * channels * 2 * channels  # in_layers
+    return total + (layers - 1) * channels * 2 * channels + channels * channels  # res_skip
 
 
 def _real_array(value: object, name: str) -> np.ndarray:

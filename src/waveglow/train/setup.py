@@ -204,7 +204,9 @@ def warm_start(path: str | Path, config: Config) -> tuple[WaveGlow, Config]:
     """The weights of any file :func:`waveglow.load` reads, with weight norm, for fine-tuning.
 
     The architecture comes from the file; a bare state dict (no config inside) is read with the
-    run's ``waveglow_config``. Returns the model and the config with the file's architecture.
+    run's ``waveglow_config``. A run that asks for a post-filter the file lacks gets a new one
+    (identity until trained) behind the file's flow. Returns the model and the config with the
+    file's architecture.
     """
     checkpoint = _read_weights(Path(path), config)
     checkpoint = Checkpoint(
@@ -213,7 +215,10 @@ def warm_start(path: str | Path, config: Config) -> tuple[WaveGlow, Config]:
         checkpoint.layout,
     )
     model = build_model(checkpoint, weight_norm=True, source=str(path))
-    return model.train(), checkpoint.config
+    postfilter = config.waveglow_config.postfilter_config
+    if postfilter is not None and model.config.postfilter_config is None:
+        model = model.with_postfilter(postfilter)
+    return model.train(), checkpoint.config.replace(waveglow_config=model.config)
 
 
 def _read_weights(path: Path, config: Config) -> Checkpoint:
