@@ -9,16 +9,8 @@ import sys
 import torch
 
 from ..backends import PRECISIONS
-from .common import (
-    Subparsers,
-    add_checkpoint,
-    add_device,
-    device,
-    positive,
-    positive_number,
-    subparser,
-    warning,
-)
+from .common import warning
+from .options import Subparsers, add_count, add_shared, device, positive_number, subparser
 
 DEFAULT_PRECISIONS = ("fp32", "bf16", "auto")
 DESCRIPTION = """Measure synthesis speed on this machine with a model: a random mel of SECONDS is
@@ -39,8 +31,10 @@ def add_bench_parser(subparsers: Subparsers) -> None:
     parser = subparser(
         subparsers, "bench", "how fast synthesis runs on this machine", DESCRIPTION, EXAMPLES, run
     )
-    add_checkpoint(
+    add_shared(
         parser,
+        "checkpoint",
+        required=False,
         help="WaveGlow checkpoint (ours or NVIDIA's) (default: the bundled demo model)",
         default="demo",
     )
@@ -57,17 +51,10 @@ def add_bench_parser(subparsers: Subparsers) -> None:
         help=f"comma-separated, of {', '.join(PRECISIONS)} "
         f"(default: {','.join(DEFAULT_PRECISIONS)})",
     )
-    parser.add_argument(
-        "--threads", type=positive, metavar="N", help="CPU threads (default: torch's choice)"
-    )
-    add_device(parser)
-    parser.add_argument(
-        "--repeat",
-        type=positive,
-        default=2,
-        metavar="N",
-        help="timed runs per precision, the fastest is kept (default: %(default)s)",
-    )
+    add_count(parser, "--threads", "CPU threads (default: torch's choice)")
+    add_shared(parser, "device")
+    help = "timed runs per precision, the fastest is kept (default: %(default)s)"
+    add_count(parser, "--repeat", help, default=2)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import Subparsers, subparser
+from .options import Subparsers, subparser
 
 DESCRIPTION = """Convert a checkpoint (NVIDIA's published or training checkpoints, or ours) to our
 self-describing format, with weight norm folded. A DST ending in .safetensors writes

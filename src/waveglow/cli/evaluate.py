@@ -5,19 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from .common import (
-    Subparsers,
-    add_checkpoint,
-    add_denoise,
-    add_device,
-    add_output_dir,
-    add_quiet,
-    add_sigma,
-    device,
-    error,
-    error_line,
-    subparser,
-)
+from .common import error, error_line
+from .options import Subparsers, add_shared, device, passed_on, subparser
 
 DESCRIPTION = """Copy synthesis of each audio file (audio -> Tacotron 2 mel -> WaveGlow -> audio), scored
 against the original: PESQ wide-band, STOI, ESTOI, mel-cepstral distortion (0-8 kHz), log-mel L1,
@@ -39,18 +28,18 @@ def add_evaluate_parser(subparsers: Subparsers) -> None:
         EXAMPLES,
         run,
     )
-    add_checkpoint(parser)
+    add_shared(parser, "checkpoint")
     parser.add_argument(
         "inputs", nargs="+", metavar="AUDIO", help="audio file or folder of audio files"
     )
-    add_output_dir(parser, "where the results go")
+    add_shared(parser, "output_dir", help="where the results go")
     parser.add_argument(
         "--baseline",
         choices=("griffin-lim", "none"),
         default="griffin-lim",
         help="reference system scored alongside (default: %(default)s)",
     )
-    add_sigma(parser)
+    add_shared(parser, "sigma")
     parser.add_argument(
         "--seed",
         type=int,
@@ -58,10 +47,14 @@ def add_evaluate_parser(subparsers: Subparsers) -> None:
         metavar="N",
         help="noise seed, clip i uses N + i (default: 0)",
     )
-    add_denoise(parser, "NVIDIA's bias denoiser on the WaveGlow output, e.g. 0.1 (default: off)")
+    add_shared(
+        parser,
+        "denoise",
+        help="NVIDIA's bias denoiser on the WaveGlow output, e.g. 0.1 (default: off)",
+    )
     parser.add_argument("--no-dnsmos", action="store_true", help="skip the DNSMOS score")
-    add_device(parser)
-    add_quiet(parser)
+    add_shared(parser, "device")
+    add_shared(parser, "quiet")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,18 +67,11 @@ def run(args: argparse.Namespace) -> int:
         error(str(missing))
         return 1
     model = load(args.checkpoint, device=device(args.device))
+    options = passed_on(args, "baseline", "sigma", "seed", "denoise")
     report = evaluate(
-        model,
-        args.inputs,
-        args.output_dir,
-        baseline=args.baseline,
-        sigma=args.sigma,
-        seed=args.seed,
-        denoise=args.denoise,
-        dnsmos=not args.no_dnsmos,
-        progress=not args.quiet,
-        on_error=error_line,
-    )
+        model, args.inputs, args.output_dir, dnsmos=not args.no_dnsmos, progress=not args.quiet,
+        on_error=error_line, **options,
+    )  # fmt: skip
     print(report.markdown(), end="")
     print(f"results in {args.output_dir}")
     return 1 if report.failures else 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import Subparsers, subparser
+from .options import Subparsers, subparser
 
 DESCRIPTION = """Export the deterministic synthesis graph (mel (B, M, F), z (B, G, F*hop/G)) -> audio
 (B, F*hop), batch and time axes dynamic. Draw z ~ N(0, sigma^2) yourself (e.g. 0.6 * randn).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .common import Subparsers, subparser
+from .options import Subparsers, subparser
 
 DESCRIPTION = "Print a checkpoint's layout, configuration and parameter count."
 EXAMPLES = "example:\n  waveglow info waveglow.pt"

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from .common import Subparsers, add_output_dir, add_quiet, error_line, subparser
+from .common import error_line
+from .options import Subparsers, add_shared, subparser
 
 DESCRIPTION = """Compute the Tacotron 2 log-mel spectrogram of audio files (resampled to the config's
 rate, mixed to mono). Each INPUT becomes OUTDIR/<stem>.pt (a float tensor (80, F), what NVIDIA's
@@ -20,12 +21,12 @@ def add_mel_parser(subparsers: Subparsers) -> None:
         subparsers, "mel", "audio files to Tacotron 2 mel spectrograms", DESCRIPTION, EXAMPLES, run
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="audio file")
-    add_output_dir(parser, "where the mels go")
+    add_shared(parser, "output_dir", help="where the mels go")
     parser.add_argument("--format", choices=("pt", "npy"), default="pt", help="(default: pt)")
     parser.add_argument(
         "--config", help="NVIDIA-style config.json whose data_config defines the mel"
     )
-    add_quiet(parser)
+    add_shared(parser, "quiet")
 
 
 def run(args: argparse.Namespace) -> int:

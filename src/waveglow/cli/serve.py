@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 
 from ..backends import PRECISIONS
-from .common import (
+from .options import (
     Subparsers,
-    add_checkpoint,
-    add_device,
+    add_count,
+    add_shared,
     device,
     non_negative,
-    positive,
+    passed_on,
     positive_number,
     subparser,
 )
@@ -35,28 +35,23 @@ def add_serve_parser(subparsers: Subparsers) -> None:
     parser = subparser(
         subparsers, "serve", "an HTTP vocoder service with a demo page", DESCRIPTION, EXAMPLES, run
     )
-    add_checkpoint(parser, help="checkpoint")
+    add_shared(parser, "checkpoint", help="checkpoint")
     parser.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s)")
     parser.add_argument("--port", type=int, default=8000, help="(default: %(default)s)")
     parser.add_argument(
         "--precision", choices=tuple(PRECISIONS), default="auto", help="(default: auto)"
     )
-    add_device(parser, help="cpu, cuda... (default: cpu)")
-    parser.add_argument("--max-batch", type=positive, default=8, metavar="N", help="(default: 8)")
+    add_shared(parser, "device", help="cpu, cuda... (default: cpu)")
+    add_count(parser, "--max-batch", "(default: 8)", default=8)
     parser.add_argument(
         "--max-seconds", type=positive_number, default=60.0, help="longest audio (default: 60)"
     )
-    parser.add_argument("--queue", type=positive, default=64, metavar="N", help="(default: 64)")
+    add_count(parser, "--queue", "(default: 64)", default=64)
     parser.add_argument(
         "--max-body-mb", type=positive_number, default=32.0, help="body size limit (default: 32)"
     )
-    parser.add_argument(
-        "--chunk-frames",
-        type=positive,
-        default=128,
-        metavar="N",
-        help="synthesis and streaming unit in mel frames (default: %(default)s, about 1.5 s)",
-    )
+    help = "synthesis and streaming unit in mel frames (default: %(default)s, about 1.5 s)"
+    add_count(parser, "--chunk-frames", help, default=128)
     parser.add_argument(
         "--threads",
         type=int,
@@ -80,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     device(args.device)
     config = ServeConfig(
-        **{name: getattr(args, name) for name in SAME_AS_CONFIG},
+        **passed_on(args, *SAME_AS_CONFIG),
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
         batch_delay_s=args.debug_batch_delay,
     )

@@ -6,19 +6,8 @@ import argparse
 
 from ..backends import PRECISIONS
 from ..model import DEFAULT_CHUNK_FRAMES
-from .common import (
-    Subparsers,
-    add_checkpoint,
-    add_denoise,
-    add_device,
-    add_output_dir,
-    add_quiet,
-    add_sigma,
-    device,
-    error_line,
-    positive,
-    subparser,
-)
+from .common import error_line
+from .options import Subparsers, add_count, add_shared, device, passed_on, subparser
 
 DESCRIPTION = """Synthesize speech from mel spectrograms (.pt tensors (80, F) as Tacotron 2 and NVIDIA's
 mel2samp.py save them, or .npy arrays) or from audio files (copy synthesis: audio -> mel -> audio,
@@ -34,22 +23,16 @@ def add_synthesize_parser(subparsers: Subparsers) -> None:
     parser = subparser(
         subparsers, "synthesize", "mel or audio files to speech", DESCRIPTION, EXAMPLES, run
     )
-    add_checkpoint(parser)
+    add_shared(parser, "checkpoint")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="mel (.pt, .npy) or audio file")
-    add_output_dir(parser, "where the wavs go")
-    add_sigma(parser)
-    add_denoise(parser, "bias-removal strength, e.g. 0.1 (default: 0, off)")
+    add_shared(parser, "output_dir", help="where the wavs go")
+    add_shared(parser, "sigma")
+    add_shared(parser, "denoise", help="bias-removal strength, e.g. 0.1 (default: 0, off)")
     parser.add_argument(
         "--seed", type=int, metavar="N", help="seed for reproducible noise (per file)"
     )
-    add_device(parser)
-    parser.add_argument(
-        "--batch-size",
-        type=positive,
-        default=1,
-        metavar="N",
-        help="files per forward pass (default: 1)",
-    )
+    add_shared(parser, "device")
+    add_count(parser, "--batch-size", "files per forward pass (default: 1)", default=1)
     parser.add_argument(
         "--precision",
         choices=tuple(PRECISIONS),
@@ -57,15 +40,10 @@ def add_synthesize_parser(subparsers: Subparsers) -> None:
         help="precision of the WN matrix products; auto = bf16 on CPUs with bf16 matrix "
         "hardware (AMX, AVX512-BF16) and on CUDA, else fp32 (default: %(default)s)",
     )
-    parser.add_argument(
-        "--chunk-frames",
-        type=positive,
-        default=DEFAULT_CHUNK_FRAMES,
-        metavar="N",
-        help="longer inputs are streamed to their file in chunks of N mel frames, in bounded "
-        "memory (batch size 1, no --denoise) (default: %(default)s, about 12 s)",
-    )
-    add_quiet(parser)
+    help = ("longer inputs are streamed to their file in chunks of N mel frames, in bounded "
+            "memory (batch size 1, no --denoise) (default: %(default)s, about 12 s)")  # fmt: skip
+    add_count(parser, "--chunk-frames", help, default=DEFAULT_CHUNK_FRAMES)
+    add_shared(parser, "quiet")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,19 +52,10 @@ def run(args: argparse.Namespace) -> int:
 
     target = device(args.device)
     model = load(args.checkpoint, device=target)
+    options = passed_on(args, "sigma", "denoise", "seed", "batch_size", "precision", "chunk_frames")
     report = synthesize_files(
-        model,
-        args.inputs,
-        args.output_dir,
-        sigma=args.sigma,
-        denoise=args.denoise,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        device=target,
-        progress=not args.quiet,
-        on_error=error_line,
-        precision=args.precision,
-        chunk_frames=args.chunk_frames,
-    )
+        model, args.inputs, args.output_dir, device=target, progress=not args.quiet,
+        on_error=error_line, **options,
+    )  # fmt: skip
     print(report.summary())
     return 1 if report.failures else 0

@@ -8,7 +8,8 @@ import json
 import os
 
 from ..backends import PRECISIONS
-from .common import Subparsers, add_quiet, describe, device, error, positive, subparser, warning
+from .common import describe, error, warning
+from .options import Subparsers, add_count, add_shared, device, subparser
 
 DESCRIPTION = """Train by maximum likelihood. CONFIG is NVIDIA's config.json (or ours); options and
 --set override it. Data: LJ Speech, VCTK, LibriTTS, a folder of audio or a filelist. OUTDIR receives
@@ -41,8 +42,8 @@ def add_train_parser(subparsers: Subparsers) -> None:
         choices=tuple(PRECISIONS),
         help="auto: bf16 where the hardware multiplies bf16 matrices, else fp32",
     )
-    parser.add_argument("--batch-size", type=positive, metavar="N", help="per process")
-    parser.add_argument("--max-iters", type=positive, metavar="N", help="stop after N steps")
+    add_count(parser, "--batch-size", "per process")
+    add_count(parser, "--max-iters", "stop after N steps")
     parser.add_argument(
         "--resume",
         nargs="?",
@@ -64,7 +65,7 @@ def add_train_parser(subparsers: Subparsers) -> None:
         help="override a config value (repeatable), e.g. train_config.learning_rate=5e-5",
     )
     parser.add_argument("--device", help="cpu, cuda, cuda:1... (default: cuda when available)")
-    add_quiet(parser)
+    add_shared(parser, "quiet")
 
 
 def run(args: argparse.Namespace) -> int:
