@@ -6,24 +6,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .harness import (
-    NAN_REPORT,
-    Case,
-    Context,
-    Run,
-    Verdict,
-    api_refuses,
-    broken,
-    expect_error,
-    fail,
-    ok,
-    quoted,
-    results,
-    wav_peak,
-)
+from .harness import NAN_REPORT, Context, api_refuses, wav_peak
 from .inputs import tone, write_npy
-
-GROUP = "No silent garbage"
+from .processes import Run
+from .verdicts import Verdict, broken, expect_error, fail, ok, quoted, results
 
 
 def nan_weights(ctx: Context) -> Verdict:
@@ -136,16 +122,3 @@ def _finite_checkpoints(ctx: Context, output: Path) -> list[str]:
     )
     found = results(ctx.api(code))
     return [name for name, finite in found.items() if finite == "True"]
-
-
-CASES = (
-    Case(GROUP, "nan-weights", "checkpoint whose weights are NaN", "synthesize -c nan.pt mel.pt", nan_weights),
-    Case(GROUP, "api-nan-mel", "mel with a NaN", "model.infer(mel)", api_nan_mel),
-    Case(GROUP, "api-nan-sigma", "sigma=NaN", "model.infer(mel, sigma=nan)", api_nan_sigma),
-    Case(GROUP, "api-nan-z", "z with a NaN", "model.infer(mel, z=z)", api_nan_z),
-    Case(GROUP, "save-wav-nan", "audio with NaN", "save_wav(path, audio, 22050)", save_wav_nan),
-    Case(GROUP, "save-wav-2xN", "a (2, 1000) array", "save_wav(path, audio, 22050)", save_wav_two_channels),
-    Case(GROUP, "mel-1e30", "mel of 1e30", "synthesize -c tiny.pt loud.npy", mel_of_1e30),
-    Case(GROUP, "float-wav-peak-5", "float wav peaking at +-5", "synthesize -c tiny.pt hot.wav", float_wav_peak_5),
-    Case(GROUP, "learning-rate-1e6", "2 good steps, then --resume at learning_rate=1e6", "train --resume --set train.learning_rate=1e6", destructive_learning_rate),
-)  # fmt: skip

@@ -9,20 +9,10 @@ import signal
 import time
 from pathlib import Path
 
-from .harness import (
-    Case,
-    Context,
-    Verdict,
-    broken,
-    expect_error,
-    fail,
-    ok,
-    quoted,
-    wait_bounded,
-)
+from .harness import Context
 from .inputs import write_npy
-
-GROUP = "Already handled (regression guard)"
+from .processes import wait_bounded
+from .verdicts import Verdict, broken, expect_error, fail, ok, quoted
 
 
 def missing_checkpoint(ctx: Context) -> Verdict:
@@ -180,27 +170,3 @@ def kill_9_training_then_resume(ctx: Context) -> Verdict:
     if run.code == 0 and "trained to step 3" in run.stdout:
         return ok("resumed to step 3", run)
     return fail(quoted(run.error_line() or run.stdout), run)
-
-
-CASES = (
-    Case(GROUP, "missing-checkpoint", "no such file", "info nothing.pt", missing_checkpoint),
-    Case(GROUP, "empty-checkpoint", "0 bytes", "info empty.pt", empty_checkpoint),
-    Case(GROUP, "truncated-checkpoint", "the first half of a model", "info cut.pt", truncated_checkpoint),
-    Case(GROUP, "text-checkpoint", "a text file", "info notes.pt", text_as_checkpoint),
-    Case(GROUP, "hostile-pickle-checkpoint", "a pickle calling os.system", "info evil.pt", hostile_pickle_checkpoint),
-    Case(GROUP, "hostile-pickle-mel", "a .pt mel calling os.system", "synthesize -c tiny.pt evil.pt", hostile_pickle_mel),
-    Case(GROUP, "another-model", "a state dict of another network", "info net.pt", checkpoint_of_another_model),
-    Case(GROUP, "mel-80-channels", "an 80-bin mel for an 8-bin model", "synthesize -c tiny.pt m80.npy", mel_wrong_channels),
-    Case(GROUP, "mel-nan-file", "a .npy mel of NaN", "synthesize -c tiny.pt nan.npy", mel_with_nan_file),
-    Case(GROUP, "mel-no-frames", "a (8, 0) mel", "synthesize -c tiny.pt none.npy", mel_without_frames),
-    Case(GROUP, "corrupt-audio", "4 KB of random bytes as .wav", "synthesize -c tiny.pt noise.wav", corrupt_audio_input),
-    Case(GROUP, "one-bad-among-good", "mel.pt, bad.npy, clip.wav", "synthesize -c tiny.pt mel.pt bad.npy clip.wav", one_bad_file_among_good),
-    Case(GROUP, "input-directory", "a directory named folder.npy", "synthesize -c tiny.pt folder.npy", input_is_a_directory),
-    Case(GROUP, "output-dir-is-file", "-o names a file", "synthesize ... -o out", output_dir_is_a_file),
-    Case(GROUP, "negative-sigma", "--sigma -1", "synthesize --sigma -1", negative_sigma),
-    Case(GROUP, "unknown-config-key", "train.batch_sise=3", "train --set train.batch_sise=3", unknown_config_key),
-    Case(GROUP, "config-not-json", "config.json with single quotes", "train --config config.json", config_not_json),
-    Case(GROUP, "resume-nothing", "an empty output folder", "train --resume -o fresh", resume_without_checkpoint),
-    Case(GROUP, "nemo-not-tar", "random bytes as model.nemo", "info model.nemo", nemo_not_a_tar),
-    Case(GROUP, "kill-9-training-resume", "kill -9 after the first checkpoint, then --resume", "train ...; kill -9; train --resume", kill_9_training_then_resume),
-)  # fmt: skip

@@ -3,23 +3,9 @@ error line (or are converted), within the time limit."""
 
 from __future__ import annotations
 
-from .harness import (
-    NAN_REPORT,
-    Case,
-    Context,
-    Verdict,
-    api_refuses,
-    broken,
-    expect_error,
-    fail,
-    not_applicable,
-    ok,
-    quoted,
-    results,
-)
+from .harness import NAN_REPORT, Context, api_refuses
 from .inputs import safetensors_with_metadata
-
-GROUP = "Nothing hangs, nothing is a traceback"
+from .verdicts import Verdict, broken, expect_error, fail, not_applicable, ok, quoted, results
 
 
 def corrupt_training_folder(ctx: Context) -> Verdict:
@@ -177,27 +163,3 @@ def train_missing_data(ctx: Context) -> Verdict:
 def info_of_a_directory(ctx: Context) -> Verdict:
     (ctx.folder / "model.pt").mkdir()
     return expect_error(ctx.cli("info", "model.pt"), contains=["model.pt", "directory"])
-
-
-CASES = (
-    Case(GROUP, "corrupt-training-folder", "8 corrupt wavs, 2 workers", "train --data corrupt/ --set train.num_workers=2", corrupt_training_folder),
-    Case(GROUP, "resume-other-wn-size", "a run of WN 8 channels resumed with 16", "train --resume --set ...n_channels=16", resume_another_wn_size),
-    Case(GROUP, "metadata-json-list", "safetensors metadata '[1, 2]'", "info list.safetensors", metadata_not_an_object),
-    Case(GROUP, "metadata-not-json", "safetensors metadata '{oops'", "info text.safetensors", metadata_not_json),
-    Case(GROUP, "set-value-abc", "train_config.batch_size=abc", "train --set train_config.batch_size=abc", unparsable_set_value),
-    Case(GROUP, "set-value-bool", "train_config.iters_per_log=true", "train --set train_config.iters_per_log=true", boolean_set_value),
-    Case(GROUP, "info-head-1", "stdout's reader gone", "info demo \\| head -1", info_into_closed_pipe),
-    Case(GROUP, "api-int-mel", "int64 mel tensor", "model.infer(mel)", api_int_mel),
-    Case(GROUP, "api-fp64-mel", "float64 mel tensor", "model.infer(mel)", api_fp64_mel),
-    Case(GROUP, "api-numpy-mel", "numpy float64 mel", "model.infer(mel)", api_numpy_mel),
-    Case(GROUP, "api-list-mel", "nested list mel", "model.infer(mel)", api_list_mel),
-    Case(GROUP, "api-string-mel", "a string as the mel", "model.infer('mel.npy')", api_string_mel),
-    Case(GROUP, "api-cuda", "device='cuda' without CUDA", "waveglow.load('demo', device='cuda')", api_cuda_without_cuda),
-    Case(GROUP, "cli-cuda", "--device cuda without CUDA", "synthesize --device cuda", cli_cuda_without_cuda),
-    Case(GROUP, "api-80-bins", "an 80-bin mel for an 8-bin model", "model.infer(mel)", api_wrong_channels),
-    Case(GROUP, "api-unbatched-mel", "a (M, F) mel without its batch axis", "model.infer(mel)", api_unbatched_mel),
-    Case(GROUP, "complex-npy-mel", "a complex64 .npy mel", "synthesize -c tiny.pt complex.npy", complex_npy_mel),
-    Case(GROUP, "train-empty-folder", "--data: an empty folder", "train --data empty/", train_empty_folder),
-    Case(GROUP, "train-missing-data", "--data: no such path", "train --data nowhere", train_missing_data),
-    Case(GROUP, "info-directory", "CKPT: a directory", "info model.pt/", info_of_a_directory),
-)  # fmt: skip

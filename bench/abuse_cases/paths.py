@@ -12,24 +12,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from .harness import (
-    Case,
-    Context,
-    Run,
-    Verdict,
-    broken,
-    expect_error,
-    fail,
-    not_applicable,
-    ok,
-    quoted,
-    temporaries,
-    text_of,
-    wait_bounded,
-)
+from .harness import Context, temporaries
 from .inputs import tone, write_npy
-
-GROUP = "Paths: never replace what is not ours"
+from .processes import Run, text_of, wait_bounded
+from .verdicts import Verdict, broken, expect_error, fail, not_applicable, ok, quoted
 
 
 def _device_node(ctx: Context, name: str, minor: int) -> Path | None:
@@ -275,23 +261,3 @@ def evaluate_all_clips_bad(ctx: Context) -> Verdict:
         "--no-dnsmos", "-q", timeout=120,
     )  # fmt: skip
     return expect_error(run, contains=["broken.wav"])
-
-
-CASES = (
-    Case(GROUP, "convert-onto-null", "DST: a char device node (1, 3), a copy of /dev/null", "convert tiny.pt node", convert_onto_null),
-    Case(GROUP, "convert-onto-full", "DST: a copy of /dev/full (1, 7)", "convert tiny.pt node", convert_onto_full),
-    Case(GROUP, "export-ts-onto-null", "OUT: a copy of /dev/null", "export --format torchscript tiny.pt node", export_torchscript_onto_null),
-    Case(GROUP, "export-onnx-onto-null", "OUT: a copy of /dev/null", "export --format onnx tiny.pt node", export_onnx_onto_null),
-    Case(GROUP, "mel-onto-null", "mels/clip.pt is a copy of /dev/null", "mel clip.wav -o mels", mel_onto_null),
-    Case(GROUP, "convert-onto-directory", "DST: a directory", "convert tiny.pt target/", convert_onto_directory),
-    Case(GROUP, "export-onto-directory", "OUT: a directory", "export --format torchscript tiny.pt target/", export_onto_directory),
-    Case(GROUP, "umask-modes", "umask 027, .pt and .safetensors outputs", "convert tiny.pt model.{pt,safetensors}", modes_follow_umask),
-    Case(GROUP, "sigterm-synthesis", "SIGTERM while a long file streams", "synthesize -c tiny.pt long_mel.npy; kill -TERM", sigterm_during_synthesis),
-    Case(GROUP, "kill-9-then-next-run", "kill -9 while a long file streams, then a run in that folder", "synthesize ...; kill -9; synthesize ... -o out", kill_9_then_next_run),
-    Case(GROUP, "enospc-mid-batch", "4 mels of 80 KB into a 200 KB tmpfs", "synthesize --batch-size 2 m0..m3.npy -o disk", full_disk_mid_batch),
-    Case(GROUP, "enospc-streamed", "one long file streamed into a 200 KB tmpfs", "synthesize long_mel.npy -o disk", full_disk_streamed),
-    Case(GROUP, "enospc-mels", "4 mels of ~60 KB into a 200 KB tmpfs", "mel c0..c3.wav -o disk", full_disk_mels),
-    Case(GROUP, "evaluate-unreadable-clip", "2 good clips and a corrupt one", "evaluate -c tiny.pt clips/ --baseline none", evaluate_unreadable_clip),
-    Case(GROUP, "evaluate-short-clip", "2 good clips and one of 44 samples", "evaluate -c tiny.pt clips/ --baseline none", evaluate_short_clip),
-    Case(GROUP, "evaluate-all-bad", "only a corrupt clip", "evaluate -c tiny.pt clips/ --baseline none", evaluate_all_clips_bad),
-)  # fmt: skip

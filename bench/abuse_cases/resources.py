@@ -3,17 +3,10 @@
 
 from __future__ import annotations
 
-from .harness import (
-    LOW_MEMORY_MB,
-    Case,
-    Context,
-    Run,
-    Verdict,
-    expect_error,
-)
+from .harness import Context
 from .inputs import LazyTensor, hostile_config, write_npy, zip_bomb
-
-GROUP = "Resources bounded by the input"
+from .processes import LOW_MEMORY_MB, Run
+from .verdicts import Verdict, expect_error
 
 
 def _refused_cheaply(run: Run) -> Verdict:
@@ -161,18 +154,3 @@ def encode_bomb(ctx: Context) -> Verdict:
     verdict = _refused_cheaply(run)
     verdict.note += f" ({path.stat().st_size / 2**20:.1f} MB file)"
     return verdict
-
-
-CASES = (
-    Case(GROUP, "channels-65536-info", "model file declaring WN n_channels=65536", "info wide.pt", channels_65536_info),
-    Case(GROUP, "channels-65536-synthesize", "the same file", "synthesize -c wide.pt mel.npy", channels_65536_synthesize),
-    Case(GROUP, "wn-2048x8-info", "model file declaring a 2048-layer x 8-channel WN", "info deep.pt", wn_2048_layers_info),
-    Case(GROUP, "flows-1e7-info", "model file declaring n_flows=10^7", "info flows.pt", flows_1e7_info),
-    Case(GROUP, "flows-1e7-synthesize", "the same file", "synthesize -c flows.pt mel.npy", flows_1e7_synthesize),
-    Case(GROUP, "zip-bomb-checkpoint", "deflated zip .pt: 1024 storages of 2 MiB of zeros, each smaller than the file", "info bomb.pt", zip_bomb_checkpoint),
-    Case(GROUP, "zip-bomb-mel", "deflated zip .pt mel: (8, 2^26) zeros, 2 GiB", "synthesize -c tiny.pt bomb.pt", zip_bomb_mel),
-    Case(GROUP, "npy-header-lies", ".npy header declaring (8, 10^11) over 1 KB", "synthesize -c tiny.pt liar.npy", npy_header_lies),
-    Case(GROUP, "tensor-call-in-pickle", "2.5 KB: torch.Tensor(5e8) posing as the weights of a 7000-channel WN", "synthesize -c padded.pt mel.npy", tensor_call_in_pickle),
-    Case(GROUP, "encode-bomb", "protocol-2 bytes: one 1 MiB string encoded 4000 times", "info copies.pt", encode_bomb),
-    Case(GROUP, "broadcast-weights", "stride-0 tensors posing as a 4096-channel WN", "info broadcast.pt", broadcast_weights),
-)  # fmt: skip

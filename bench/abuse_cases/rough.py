@@ -4,18 +4,8 @@ from __future__ import annotations
 
 import re
 
-from .harness import (
-    Case,
-    Context,
-    Verdict,
-    broken,
-    expect_error,
-    fail,
-    ok,
-    quoted,
-)
-
-GROUP = "Rough edges of the main workflows"
+from .harness import Context
+from .verdicts import Verdict, broken, expect_error, fail, ok, quoted
 
 
 def long_input_progress(ctx: Context) -> Verdict:
@@ -115,15 +105,3 @@ def model_file_has_no_machine_path(ctx: Context) -> Verdict:
     if str(ctx.inputs.corpus) in run.stdout:
         return fail("info shows the training machine's corpus path", run)
     return ok("no path of the training machine", run)
-
-
-CASES = (
-    Case(GROUP, "long-input-progress", "one mel of 73 s of audio", "synthesize -c tiny.pt long_mel.npy", long_input_progress),
-    Case(GROUP, "resume-after-max-iters", "a run of --max-iters 1, resumed", "train -o run --resume", resume_after_max_iters),
-    Case(GROUP, "init-from-demo-set", "--init-from demo with a WN width", "train --init-from demo --set ...n_channels=32", init_from_demo_with_set),
-    Case(GROUP, "info-demo-facts", "the bundled model", "info demo", info_demo_facts),
-    Case(GROUP, "model-file-paths", "a model converted from a training checkpoint", "convert run/waveglow_1.pt m.safetensors; info", model_file_has_no_machine_path),
-    Case(GROUP, "convert-help", "", "convert --help", convert_help_names),
-    Case(GROUP, "docs-training", "docs/training.md", "(read)", training_docs),
-    Case(GROUP, "readme-nvidia-pages", "README.md", "(read)", readme_names_nvidia_pages),
-)  # fmt: skip
