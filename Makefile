@@ -1,10 +1,11 @@
-# Two commands on a fresh machine: `make demo` (set up and run the main job), `make test` (set up and test).
+# Two commands on a fresh machine: `make demo` (set up and run the main job), `make test` (set up,
+# test, then check the wheel as users install it).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: setup browser test lint demo clean
+.PHONY: setup browser test lint wheel-check demo clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,11 +28,16 @@ browser:
 	fi
 
 lint: setup
-	$(VENV)/bin/ruff check src tests bench recipes
-	$(VENV)/bin/ruff format --check src tests bench recipes
+	$(VENV)/bin/ruff check src tests bench recipes hubconf.py
+	$(VENV)/bin/ruff format --check src tests bench recipes hubconf.py
+
+# The package as users get it: sdist, wheel, twine check, the wheel in a fresh venv (tests/test_wheel.py).
+wheel-check: setup
+	PYTHON=$(PY) bash .ci/wheel_check.sh
 
 test: lint browser
 	$(PY) -m pytest -q
+	PYTHON=$(PY) bash .ci/wheel_check.sh
 
 demo: setup
 	$(VENV)/bin/waveglow evaluate --checkpoint demo examples/demo-thanks.wav -o out/demo

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 import torch
 
@@ -48,14 +49,21 @@ NVIDIA_CONFIG = {
 }
 
 
-TINY = WaveGlowConfig(
-    n_mel_channels=8,
-    n_flows=4,
-    n_group=4,
-    n_early_every=2,
-    n_early_size=2,
-    WN_config=WNConfig(n_layers=2, n_channels=8, kernel_size=3),
-)
+def four_flows(
+    n_mel_channels: int = 8, n_group: int = 4, n_layers: int = 2, n_channels: int = 8
+) -> WaveGlowConfig:
+    """A small test architecture: 4 flows, 2 channels out early every 2 flows, WN kernel 3."""
+    return WaveGlowConfig(
+        n_mel_channels=n_mel_channels,
+        n_flows=4,
+        n_group=n_group,
+        n_early_every=2,
+        n_early_size=2,
+        WN_config=WNConfig(n_layers=n_layers, n_channels=n_channels, kernel_size=3),
+    )
+
+
+TINY = four_flows()
 TINY_DATA = DataConfig(filter_length=64, hop_length=16, win_length=64, mel_fmax=8000.0)
 
 
@@ -94,6 +102,22 @@ def make_tiny(
 def random_mel(frames: int, seed: int, bins: int = TINY.n_mel_channels) -> torch.Tensor:
     """A random mel (M, F) in the range of Tacotron 2 log-mels."""
     return torch.randn(bins, frames, generator=torch.Generator().manual_seed(seed)) * 2 - 5
+
+
+def librosa_stft(audio: np.ndarray, config: DataConfig = TINY_DATA) -> np.ndarray:
+    """librosa's STFT (n_fft/2+1, frames) with ``config``'s geometry, Hann window, centred with
+    reflect padding: the independent reference for waveglow's STFT."""
+    import librosa
+
+    return librosa.stft(
+        y=audio,
+        n_fft=config.filter_length,
+        hop_length=config.hop_length,
+        win_length=config.win_length,
+        window="hann",
+        center=True,
+        pad_mode="reflect",
+    )
 
 
 @pytest.fixture

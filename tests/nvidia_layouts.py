@@ -20,17 +20,10 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import TINY, TINY_DATA
-from waveglow import DataConfig, WaveGlow, WaveGlowConfig, WNConfig
+from conftest import TINY, TINY_DATA, four_flows
+from waveglow import DataConfig, WaveGlow, WaveGlowConfig
 
-SMALL = WaveGlowConfig(
-    n_mel_channels=8,
-    n_flows=4,
-    n_group=4,
-    n_early_every=2,
-    n_early_size=2,
-    WN_config=WNConfig(n_layers=3, n_channels=8, kernel_size=3),
-)
+SMALL = four_flows(n_layers=3)
 SMALL_DATA = DataConfig()  # NVIDIA's 1024-tap upsampler with hop 256: the value state dicts imply
 
 

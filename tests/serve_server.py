@@ -12,19 +12,12 @@ from pathlib import Path
 
 import httpx
 
-from conftest import make_model
-from waveglow import DataConfig, WaveGlowConfig, WNConfig, save
+from conftest import four_flows, make_model
+from waveglow import DataConfig, save
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 # Tiny flows, but the real mel (80 bands, hop 256, 22050 Hz) so uploads behave as in production.
-SERVE_TINY = WaveGlowConfig(
-    n_mel_channels=80,
-    n_flows=4,
-    n_group=8,
-    n_early_every=2,
-    n_early_size=2,
-    WN_config=WNConfig(n_layers=2, n_channels=16, kernel_size=3),
-)
+SERVE_TINY = four_flows(n_mel_channels=80, n_group=8, n_channels=16)
 HOP = 256
 RATE = 22050
 

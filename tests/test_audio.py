@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import os
 
-import librosa
 import numpy as np
 import pytest
 import soundfile
 import torch
 
+from conftest import librosa_stft
 from waveglow import DataConfig, MelSpectrogram, load_audio, load_mel, save_mel, save_wav
 from waveglow.audio import SILENCE, AudioError, atomic_path, mel_filters
 
@@ -35,15 +35,7 @@ def speech_like(seconds: float = 1.0, seed: int = 0, rate: int = RATE) -> np.nda
 
 def reference_mel(audio: np.ndarray, config: DataConfig, n_mels: int = 80) -> np.ndarray:
     """The Tacotron 2 mel computed independently: librosa STFT, hand-built Slaney filters, log."""
-    spectrum = librosa.stft(
-        y=audio.astype(np.float64),
-        n_fft=config.filter_length,
-        hop_length=config.hop_length,
-        win_length=config.win_length,
-        window="hann",
-        center=True,
-        pad_mode="reflect",
-    )
+    spectrum = librosa_stft(audio.astype(np.float64), config)
     filters = slaney_filters(config.sampling_rate, config.filter_length, n_mels, 0.0, 8000.0)
     return np.log(np.maximum(filters @ np.abs(spectrum), 1e-5))
 

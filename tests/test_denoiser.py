@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY_DATA, make_tiny
+from conftest import TINY_DATA, librosa_stft, make_tiny
 from waveglow import Denoiser
 from waveglow.denoiser import BIAS_FRAMES, subtract_bias
 
@@ -18,18 +18,6 @@ def signal(length: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> to
     t = torch.arange(length, dtype=torch.float64) / TINY_DATA.sampling_rate
     tone = 0.3 * torch.sin(2 * torch.pi * 700 * t) * torch.sin(2 * torch.pi * 3 * t) ** 2
     return (tone + 0.05 * torch.randn(length, generator=generator, dtype=torch.float64)).to(dtype)
-
-
-def librosa_stft(audio: np.ndarray) -> np.ndarray:
-    return librosa.stft(
-        y=audio,
-        n_fft=TINY_DATA.filter_length,
-        hop_length=TINY_DATA.hop_length,
-        win_length=TINY_DATA.win_length,
-        window="hann",
-        center=True,
-        pad_mode="reflect",
-    )
 
 
 def test_bias_spectrum_is_first_frame_of_zero_mel_audio():

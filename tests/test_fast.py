@@ -11,18 +11,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import TINY, TINY_DATA, make_model, make_tiny
+from conftest import TINY, TINY_DATA, four_flows, make_model, make_tiny
 from waveglow import DataConfig, MelSpectrogram, WaveGlow, WaveGlowConfig, WNConfig
 from waveglow.fast import GemmCondition, gemm_weights
 
-MODERATE = WaveGlowConfig(
-    n_mel_channels=20,
-    n_flows=4,
-    n_group=8,
-    n_early_every=2,
-    n_early_size=2,
-    WN_config=WNConfig(n_layers=4, n_channels=64, kernel_size=3),
-)
+MODERATE = four_flows(n_mel_channels=20, n_group=8, n_layers=4, n_channels=64)
 MODERATE_DATA = DataConfig(filter_length=256, hop_length=64, win_length=256)
 
 
