@@ -319,3 +319,16 @@ def test_two_process_gloo_run_with_the_spectral_term_keeps_ranks_in_agreement(co
     assert [e["ranks_agree"] for e in _log(tmp_path / "ddp", "checkpoint")] == [True]
     assert all(math.isfinite(e["spectral_loss"]) for e in _log(tmp_path / "ddp", "step"))
     waveglow.load(tmp_path / "ddp" / "waveglow_00000003.pt")
+
+
+def test_the_cli_flag_sets_the_weight_and_help_says_it_is_not_waveglows_loss(capsys):
+    from waveglow.cli import build_parser
+    from waveglow.cli.train import overrides
+
+    args = build_parser().parse_args(["train", "-o", "out", "--spectral-loss", "0.5"])
+    assert "train_config.spectral_loss_weight=0.5" in overrides(args)
+    plain = build_parser().parse_args(["train", "-o", "out"])
+    assert not any("spectral" in override for override in overrides(plain))
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    assert "not WaveGlow's single loss" in " ".join(capsys.readouterr().out.split())

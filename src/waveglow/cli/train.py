@@ -15,14 +15,18 @@ DESCRIPTION = """Train by maximum likelihood. CONFIG is NVIDIA's config.json (or
 --set override it. Data: LJ Speech, VCTK, LibriTTS, a folder of audio or a filelist. OUTDIR receives
 config.json, the train/validation split, checkpoints (waveglow_<step>.pt, best.pt), log.jsonl,
 samples/ and (with --tensorboard) logs/. SIGINT/SIGTERM save a checkpoint and stop; --resume then
-continues exactly. Several processes: torchrun --nproc_per_node=N -m waveglow train ..."""
+continues exactly. Several processes: torchrun --nproc_per_node=N -m waveglow train ...
+--spectral-loss W adds W times a multi-resolution STFT distance of the inverse flow's synthesis
+(of the batch's own mels) to the true audio: not WaveGlow's single loss, off by default."""
 EXAMPLES = """examples:
   waveglow train --config config.json --data LJSpeech-1.1 -o runs/lj
   waveglow train -o runs/lj --resume
   waveglow train --config config.json --data VCTK-Corpus -o runs/vctk --precision bf16 \\
       --set train_config.batch_size=8 --set train_config.iters_per_validation=500
   waveglow train --config config.json --data lj -o runs/ft --init-from waveglow_256channels.pt
-  torchrun --nproc_per_node=4 -m waveglow train --config config.json --data lj -o runs/lj"""
+  torchrun --nproc_per_node=4 -m waveglow train --config config.json --data lj -o runs/lj
+  waveglow train -o runs/ft --data lj --init-from ckpt.pt --spectral-loss 1.0 \\
+      --set train_config.spectral_every=3"""
 
 
 def add_train_parser(subparsers: Subparsers) -> None:
@@ -56,6 +60,13 @@ def add_train_parser(subparsers: Subparsers) -> None:
         "--init-from", metavar="CKPT", help="warm-start from any checkpoint, fresh optimizer"
     )
     parser.add_argument("--tensorboard", action="store_true", help="log to OUTDIR/logs")
+    parser.add_argument(
+        "--spectral-loss",
+        type=float,
+        metavar="W",
+        help="add W x the spectral distance of the synthesis to the likelihood "
+        "(train_config.spectral_loss_weight; 0: maximum likelihood only, the default)",
+    )
     parser.add_argument(
         "--set",
         action="append",
@@ -106,6 +117,7 @@ def overrides(args: argparse.Namespace) -> list[str]:
         "train_config.batch_size": args.batch_size,
         "train_config.max_iters": args.max_iters,
         "train_config.with_tensorboard": True if args.tensorboard else None,
+        "train_config.spectral_loss_weight": args.spectral_loss,
     }
     return [
         f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None
