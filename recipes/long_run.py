@@ -38,6 +38,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -288,15 +289,17 @@ def paired_comparison(candidate: Path, reference: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def beats(rows: list[dict[str, Any]]) -> bool:
-    """Better mean and more clips won than lost on every judged metric (``JUDGED``)."""
-    judged = [row for row in rows if row["metric"] in JUDGED]
-    return len(judged) == len(JUDGED) and all(
+def beats(rows: list[dict[str, Any]], judged_metrics: Sequence[str] = tuple(JUDGED)) -> bool:
+    """Better mean and more clips won than lost on every judged metric (default ``JUDGED``)."""
+    judged = [row for row in rows if row["metric"] in judged_metrics]
+    return len(judged) == len(judged_metrics) and all(
         row["better"] and row["wins"] > row["losses"] for row in judged
     )
 
 
-def comparison_markdown(rows: list[dict[str, Any]]) -> str:
+def comparison_markdown(
+    rows: list[dict[str, Any]], judged_metrics: Sequence[str] = tuple(JUDGED)
+) -> str:
     lines = [
         "| metric | candidate | reference | clips won / lost | sign test p |",
         "|---|---|---|---|---|",
@@ -307,9 +310,10 @@ def comparison_markdown(rows: list[dict[str, Any]]) -> str:
             f"| {row['metric']} | {mark}{row['candidate']:.3f}{mark} | {row['reference']:.3f} "
             f"| {row['wins']} / {row['losses']} | {row['p']:.2g} |"
         )
-    verdict = "beats" if beats(rows) else "does not beat"
+    verdict = "beats" if beats(rows, judged_metrics) else "does not beat"
     lines.append(
-        f"\nThe candidate {verdict} the reference on the judged metrics ({', '.join(JUDGED)})."
+        f"\nThe candidate {verdict} the reference on the judged metrics "
+        f"({', '.join(judged_metrics)})."
     )
     return "\n".join(lines)
 
@@ -337,6 +341,9 @@ def training_facts(recipe: Path, run: Path, step: int) -> dict[str, Any]:
         "learning_rate": f"{train['learning_rate']} flat",
         "model_card": "src/waveglow/models/MODEL_CARD.md",
     }
+    warm_start = read_json(recipe / WARM_START, None)
+    if warm_start is not None:  # the CPU-hours above count from these weights
+        facts["warm_start"] = warm_start
     if evaluation:
         facts["held_out"] = {
             k: v for k, v in evaluation[0].items() if k not in ("step", "cpu_hours")
@@ -377,11 +384,17 @@ def main() -> None:
         default=Path(__file__).resolve().parents[1] / "src/waveglow/models/demo.safetensors",
         help="ship: the model file to write (default: the bundled demo model)",
     )
+    parser.add_argument(
+        "--judged",
+        default=",".join(JUDGED),
+        help="compare: the comma-separated metrics a candidate must win (default: %(default)s)",
+    )
     args = parser.parse_args()
     if args.action == "compare":
         if args.reference is None:
             parser.error("compare needs two evaluation folders")
-        print(comparison_markdown(paired_comparison(args.recipe, args.reference)))
+        judged = [name for name in args.judged.split(",") if name]
+        print(comparison_markdown(paired_comparison(args.recipe, args.reference), judged))
         return
     if args.action == "plot":
         default = Path(__file__).resolve().parents[1] / "docs" / f"{args.recipe.name}.png"

@@ -65,6 +65,21 @@ def test_a_new_machine_resumes_exactly_from_the_recipes_state(tmp_path):
     assert json.loads((run / long_run.ORIGIN).read_text()) == progress
 
 
+def test_a_recipe_with_a_warm_start_starts_from_those_weights_at_zero_hours(tmp_path):
+    recipe = tmp_path / "race" / "arm"
+    recipe.mkdir(parents=True)
+    weights = tmp_path / "base" / "state.pt"
+    start = {"init_from": "../../base/state.pt", "step": 66948, "cpu_hours": 16.3}
+    (recipe / long_run.WARM_START).write_text(json.dumps(start))
+    command = long_run.train_command(recipe, tmp_path / "corpus", tmp_path / "run")
+    assert "--resume" not in command
+    assert command[command.index("--init-from") + 1] == str(weights.resolve())
+    assert json.loads((tmp_path / "run" / long_run.ORIGIN).read_text())["cpu_hours"] == 0.0
+    (recipe / long_run.STATE).write_bytes(b"state")  # once it has its own state, that wins
+    command = long_run.train_command(recipe, tmp_path / "corpus", tmp_path / "run2")
+    assert "--init-from" not in command and "--resume" in command
+
+
 def test_without_a_state_the_run_starts_afresh(tmp_path):
     recipe = tmp_path / "recipe"
     recipe.mkdir()
@@ -177,6 +192,10 @@ def test_beats_needs_every_judged_metric_better_in_mean_and_in_clips():
     assert not long_run.beats(judged[:-1])  # a judged metric missing
     assert not long_run.beats(judged[:-1] + [row(judged[-1]["metric"], wins=8, losses=8)])
     assert not long_run.beats(judged[:-1] + [row(judged[-1]["metric"], better=False)])
+    listening = ("stoi", "estoi", "pesq_wb", "mcd_db")  # the metrics a spectral loss leaves out
+    mcd_lost = judged + [row("mcd_db", better=False, wins=0, losses=17)]
+    assert not long_run.beats(mcd_lost + [row("pesq_wb")], listening)
+    assert long_run.beats([row(metric) for metric in listening], listening)
 
 
 def test_sign_test_p_values():
