@@ -188,3 +188,25 @@ def test_the_denoiser_runs_on_a_model_with_a_postfilter():
     denoised = Denoiser(model)(audio, strength=0.1)
     assert denoised.shape == audio.shape and bool(torch.isfinite(denoised).all())
     assert not torch.equal(denoised, audio)
+
+
+def test_the_service_synthesizes_a_postfilter_model_in_batches_exactly():
+    from waveglow.noise import block_noise
+    from waveglow.serve.engine import Job, synthesize_rows
+
+    model = make_tiny(config=LAYOUTS["linear"]).remove_weight_norm()
+    generator = torch.Generator().manual_seed(5)
+    jobs = []
+    for frames, seed in ((23, 1), (9, 2)):
+        mel = torch.randn(model.config.n_mel_channels, frames, generator=generator)
+        job = Job(mel, seed, 0.6, 0.0, False, sink=None)
+        job.windows = model.chunk_windows(frames, 4)
+        jobs.append(job)
+    rows = [(job, index) for job in jobs for index in range(len(job.windows))]
+    chunks = iter(synthesize_rows(model, rows, "fp32"))
+    for job in jobs:
+        frames = job.mel.size(1)
+        served = torch.cat([next(chunks) for _ in job.windows])
+        z = block_noise(job.seed, (1, model.n_group), 0, frames, HOP, job.sigma)
+        alone = model.infer(job.mel[None], z=z)[0]
+        torch.testing.assert_close(served, alone, rtol=1e-5, atol=1e-5)

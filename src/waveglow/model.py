@@ -357,27 +357,36 @@ class WaveGlow(nn.Module):
             audio = audio.transpose(1, 2).reshape(batch, -1)  # (B, T)
             if self.config.postfilter_config is None:
                 return audio
-            return self.post_filter(audio, mel, mel_offset, (precision, backend), valid, lengths)
+            conditioning = self.postfilter_condition(mel, audio.size(1), mel_offset, lengths)
+            return self.post_filter(audio, conditioning, (precision, backend), valid)
+
+    def postfilter_condition(
+        self,
+        mel: torch.Tensor,
+        length: int,
+        mel_offset: int = 0,
+        lengths: Sequence[int] | None = None,
+    ) -> torch.Tensor:
+        """The post-filter's conditioning (B, M, length): the mel (B, M, F) linearly interpolated
+        to the samples, its first ``mel_offset`` frames before the first sample; ``lengths`` as
+        for :meth:`condition`."""
+        skipped = mel_offset * self.hop_length
+        return self._interpolate_frames(mel, skipped + length, lengths, group=1, nearest=False)[
+            :, :, skipped:
+        ]  # (B, M, T)
 
     def post_filter(
         self,
         audio: torch.Tensor,
-        mel: torch.Tensor,
-        mel_offset: int = 0,
+        conditioning: torch.Tensor,
         choice: tuple[str | None, str | None] = ("fp32", None),
         valid: torch.Tensor | None = None,
-        lengths: Sequence[int] | None = None,
     ) -> torch.Tensor:
         """The post-filter (``postfilter_config``) on the flow's audio (B, T): a WN over the
-        samples, conditioned on the mel (B, M, F) linearly interpolated to them (its first
-        ``mel_offset`` frames before the audio's first sample), gives ``shift`` and
+        samples, conditioned on :meth:`postfilter_condition` (B, M, T), gives ``shift`` and
         ``log_scale``; returns ``audio * exp(log_scale) + shift`` (B, T). ``choice``: the
-        (precision, backend) of the WN evaluation; ``valid`` (B, T_G) and ``lengths`` as for
-        :meth:`decode` (the WN reads zeros past each item's end)."""
-        skipped = mel_offset * self.hop_length
-        conditioning = self._interpolate_frames(
-            mel, skipped + audio.size(1), lengths, group=1, nearest=False
-        )[:, :, skipped:]  # (B, M, T)
+        (precision, backend) of the WN evaluation; ``valid`` (B, T_G) as for :meth:`inverse`
+        (the WN reads zeros past each item's end)."""
         backend, precision = evaluation(choice[1], choice[0])
         conditioning = self._wn_condition(conditioning, backend, precision)
         if valid is not None:

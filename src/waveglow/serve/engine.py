@@ -217,13 +217,36 @@ def synthesize_rows(
         z = _padded(noises, frames * steps_per_frame).to(parameter.device, parameter.dtype)
         valid = model.valid_steps(lengths, frames, parameter.device)
         audio = model.inverse(mel_groups, z, precision, valid)  # (B, G, steps)
+        audio = audio.transpose(1, 2).reshape(len(rows), -1)  # (B, T)
+        if model.config.postfilter_config is not None:
+            audio = _post_filtered(model, rows, audio, valid, precision)
     chunks = []
     for row, (job, index) in enumerate(rows):
         start, end, window_start, _, _, _ = job.windows[index]
-        first = (start - window_start) * steps_per_frame
-        keep = audio[row, :, first : first + (end - start) * steps_per_frame]  # (G, chunk steps)
-        chunks.append(keep.transpose(0, 1).reshape(-1).float().cpu())  # (chunk samples,)
-    return chunks
+        first = (start - window_start) * hop
+        chunks.append(audio[row, first : first + (end - start) * hop].float().cpu())
+    return chunks  # (chunk samples,) each
+
+
+def _post_filtered(
+    model: WaveGlow,
+    rows: list[tuple[Job, int]],
+    audio: torch.Tensor,
+    valid: torch.Tensor,
+    precision: str | None,
+) -> torch.Tensor:
+    """The model's post-filter on the padded batch ``audio`` (B, T), each row conditioned on
+    its own window of the mel, as :meth:`waveglow.model.WaveGlow.decode` does alone."""
+    parameter = next(model.parameters())
+    conditions = []
+    for job, index in rows:
+        _, _, window_start, window_end, mel_start, mel_end = job.windows[index]
+        mel = job.mel[:, mel_start:mel_end].unsqueeze(0).to(parameter.device, parameter.dtype)
+        length = (window_end - window_start) * model.hop_length
+        condition = model.postfilter_condition(mel, length, window_start - mel_start)
+        conditions.append(condition[0])  # (M, samples)
+    conditioning = _padded(conditions, audio.size(1)).to(parameter.dtype)  # (B, M, T)
+    return model.post_filter(audio, conditioning, (precision, None), valid)
 
 
 def _padded(tensors: list[torch.Tensor], steps: int) -> torch.Tensor:
