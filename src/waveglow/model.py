@@ -30,7 +30,7 @@ import contextlib
 import dataclasses
 import math
 from collections.abc import Iterator, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
@@ -42,6 +42,9 @@ from .config import Config, DataConfig, WaveGlowConfig, WNConfig
 from .fast import GemmCondition
 from .modules import WN, Invertible1x1Conv, WNEvaluation, remove_weight_norm
 from .noise import block_noise, draw_seed, gaussian
+
+if TYPE_CHECKING:
+    from .streaming import Stream
 
 DEFAULT_CHUNK_FRAMES = 1024  # ~12 s at hop 256: the context (~1.1 s each side) costs ~18 %
 
@@ -171,11 +174,32 @@ class WaveGlow(nn.Module):
         """NVIDIA's conditioning: ConvTranspose1d to the samples, folded into groups."""
         batch, mel_bins, _ = mel.shape
         group = self.n_group
-        upsampled = self.upsample(mel)[:, :, :length]  # (B, M, T)
+        upsampled = self._transposed_conv(mel)[:, :, :length]  # (B, M, T)
         grouped = upsampled.reshape(batch, mel_bins, length // group, group)  # (B, M, T_G, G)
         return grouped.transpose(2, 3).reshape(
             batch, mel_bins * group, length // group
         )  # (B, M*G, T_G)
+
+    def _transposed_conv(self, mel: torch.Tensor) -> torch.Tensor:
+        """``self.upsample(mel)`` (B, M, (F - 1) * hop + filter_length), computed so that every
+        sample's rounding is independent of the number of frames: one matrix product per frame,
+        then the overlapping taps added in a fixed order (torch's ConvTranspose1d rounds
+        differently for different lengths, and chunked or streamed synthesis must be bit for bit
+        whole-utterance synthesis)."""
+        batch, mel_bins, frames = mel.shape
+        hop, filter_length = self.hop_length, self.data_config.filter_length
+        taps = -(-filter_length // hop)  # frames one frame's kernel spans
+        weight = nn.functional.pad(self.upsample.weight, (0, taps * hop - filter_length))
+        weight = weight.reshape(mel_bins, mel_bins * taps * hop)  # (M_in, M * taps * hop)
+        pieces = mel.transpose(1, 2) @ weight.to(mel.dtype)  # (B, F, M * taps * hop)
+        pieces = pieces.reshape(batch, frames, mel_bins, taps, hop).permute(0, 2, 3, 1, 4)
+        total = None  # (B, M, F + taps - 1, hop): tap j of frame f lands on frame f + j
+        for tap in range(taps):
+            shifted = nn.functional.pad(pieces[:, :, tap], (0, 0, tap, taps - 1 - tap))
+            total = shifted if total is None else total + shifted
+        total = total.reshape(batch, mel_bins, (frames + taps - 1) * hop)  # (B, M, T_all)
+        bias = self.upsample.bias.to(mel.dtype).unsqueeze(1)  # (M, 1)
+        return total[:, :, : (frames - 1) * hop + filter_length] + bias
 
     def _interpolate_frames(
         self,
@@ -415,6 +439,14 @@ class WaveGlow(nn.Module):
         z = None if z is None else self._as_input(z, "z")
         chunk_frames = DEFAULT_CHUNK_FRAMES if chunk_frames is None else chunk_frames
         return self._chunks(mel, chunk_frames, sigma, z, generator, (precision, backend))
+
+    def stream(self, sigma: float = 0.6, seed: int | None = None, **options: object) -> Stream:
+        """A :class:`waveglow.streaming.Stream` over this model: push mel frames as they come,
+        get the final audio back (``options``: ``lookahead``, ``min_frames``, ``precision``,
+        ``backend``)."""
+        from .streaming import Stream
+
+        return Stream(self, sigma, seed, **options)  # type: ignore[arg-type]
 
     def _chunks(
         self,

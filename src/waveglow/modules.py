@@ -144,7 +144,11 @@ class Invertible1x1Conv(nn.Module):
             return torch.matmul(matrix.to(audio.dtype), audio), log_det.expand(batch)
 
     def inverse(self, audio: torch.Tensor) -> torch.Tensor:
-        return torch.matmul(self.inverse_matrix(audio.dtype), audio)
+        """``W^-1 @ audio`` (B, C, T), as a product over time-major rows: each step's rounding
+        is then the same wherever the step lies in ``audio`` (chunked and streamed synthesis
+        are bit for bit whole-utterance synthesis)."""
+        inverse = self.inverse_matrix(audio.dtype)
+        return torch.matmul(audio.transpose(1, 2), inverse.t()).transpose(1, 2)  # (B, C, T)
 
     def inverse_matrix(self, dtype: torch.dtype) -> torch.Tensor:
         """``W^-1`` computed in float64, cast to ``dtype``; recomputed whenever the weight changes

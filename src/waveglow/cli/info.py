@@ -19,6 +19,7 @@ def add_info_parser(subparsers: Subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..checkpoint import model_config_dict, read_checkpoint
     from ..model import multiply_adds_per_sample
+    from ..streaming import right_context_frames
 
     checkpoint = read_checkpoint(args.checkpoint)
     print(f"file:        {args.checkpoint}")
@@ -28,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     config = checkpoint.config
     madds = multiply_adds_per_sample(config.waveglow_config, config.data_config)
     print(f"compute:     {madds / 1e3:,.1f} k multiply-adds per output sample")
+    print(f"streaming:   R = {right_context_frames(config)} frames of lookahead for exact audio")
     if checkpoint.extra:
         print(f"extra:       {', '.join(sorted(map(str, checkpoint.extra)))}")
     if isinstance(checkpoint.extra.get("trained"), dict):

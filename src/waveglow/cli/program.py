@@ -26,6 +26,7 @@ from .export import add_export_parser
 from .info import add_info_parser
 from .mel import add_mel_parser
 from .serve import add_serve_parser
+from .stream import add_stream_parser
 from .synthesize import add_synthesize_parser
 from .train import add_train_parser
 
@@ -40,6 +41,7 @@ COMMANDS = (
     add_evaluate_parser,
     add_bench_parser,
     add_serve_parser,
+    add_stream_parser,
 )
 
 

@@ -27,7 +27,7 @@ EXAMPLES = """examples:
 # The options that are ServeConfig fields of the same name and unit.
 SAME_AS_CONFIG = (
     "checkpoint", "host", "port", "precision", "device", "max_batch", "max_seconds", "queue",
-    "chunk_frames", "threads",
+    "chunk_frames", "threads", "stream_min_frames",
 )  # fmt: skip
 
 
@@ -60,6 +60,8 @@ def add_serve_parser(subparsers: Subparsers) -> None:
         help="torch threads of the synthesis worker; 1 makes a batched request bit-exact with "
         "the same request alone (default: 0, torch's choice)",
     )
+    help = "WebSocket streams: the fewest final frames synthesized at once (default: 16)"
+    add_count(parser, "--stream-min-frames", help, default=16)
     parser.add_argument(
         "--debug-batch-delay", type=non_negative, default=0.0, help=argparse.SUPPRESS
     )

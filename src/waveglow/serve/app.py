@@ -42,6 +42,7 @@ from .inputs import (
     parse_options,
 )
 from .metrics import Metrics
+from .stream import add_stream_route
 
 OPTION_NAMES = ("sigma", "seed", "denoise", "stream")
 RETRY_AFTER_S = 1
@@ -271,6 +272,7 @@ def create_app(config: ServeConfig, model: WaveGlow | None = None) -> FastAPI:
     _add_error_handlers(app, service)
     _add_audio_routes(app, service)
     _add_info_routes(app, service)
+    add_stream_route(app, service)
     return app
 
 

@@ -31,6 +31,7 @@ class ServeConfig:
     batch_wait_s: float = 0.005
     batch_delay_s: float = 0.0
     log_level: str = "info"
+    stream_min_frames: int = 16  # GET /v1/stream: the fewest frames synthesized at once
 
     def __post_init__(self) -> None:
         for name in ("max_batch", "queue", "max_body_bytes", "chunk_frames"):

@@ -53,9 +53,18 @@ class Job:
     done: int = 0  # chunks synthesized
     parts: list[torch.Tensor] = field(default_factory=list)  # held back for the denoiser
     cancelled: bool = False
+    window_mels: list[torch.Tensor] | None = None  # a stream's: each window's mel (M, frames)
+    complete: bool = True  # False while a stream's frames are still coming
 
     def cancel(self) -> None:
         self.cancelled = True
+
+    def window_mel(self, index: int) -> torch.Tensor:
+        """The mel frames (M, frames) that window ``index`` is conditioned on."""
+        if self.window_mels is not None:
+            return self.window_mels[index]
+        _, _, _, _, mel_start, mel_end = self.windows[index]
+        return self.mel[:, mel_start:mel_end]
 
 
 class Engine:
@@ -96,7 +105,8 @@ class Engine:
 
     def submit(self, job: Job) -> None:
         """Queue ``job``; raises :class:`QueueFullError` when ``queue`` jobs are waiting already."""
-        job.windows = self.model.chunk_windows(job.mel.size(1), self.config.chunk_frames)
+        if job.window_mels is None:
+            job.windows = self.model.chunk_windows(job.mel.size(1), self.config.chunk_frames)
         with self._condition:
             if self._stopping:
                 raise QueueFullError("the service is shutting down")
@@ -104,6 +114,18 @@ class Engine:
                 raise QueueFullError(f"the queue is full ({self.config.queue} requests)")
             self._pending.append(job)
             self.metrics.queue_depth.set(len(self._pending) + len(self._active))
+            self._condition.notify_all()
+
+    def extend(self, job: Job, windows: list[tuple[Window, torch.Tensor]], complete: bool) -> None:
+        """Add a stream's newly ready ``windows`` (each with its mel); ``complete``: no more
+        will follow (the job ends once they are synthesized)."""
+        with self._condition:
+            job.windows.extend(window for window, _ in windows)
+            job.window_mels.extend(mel for _, mel in windows)
+            job.complete = complete
+            if complete and job.done == len(job.windows):  # nothing left to synthesize
+                job.sink(None)
+                self._retire(job)
             self._condition.notify_all()
 
     # ------------------------------------------------------------------ the worker
@@ -120,8 +142,8 @@ class Engine:
     def _next_batch(self) -> list[tuple[Job, int]] | None:
         """The (job, chunk index) rows of the next step; None when stopped and idle."""
         with self._condition:
-            while not self._pending and not self._active:
-                if self._stopping:
+            while not self._pending and not self._ready():
+                if self._stopping and not self._active:
                     return None
                 self._condition.wait()
             if not self._active and len(self._pending) < self.config.max_batch:
@@ -132,6 +154,16 @@ class Engine:
                 self._retire(job)
                 self.metrics.errors.labels(kind="disconnected").inc()
             return self._plan()
+
+    def cancel(self, job: Job) -> None:
+        """Drop ``job`` (its client went away) before the next step."""
+        with self._condition:
+            job.cancel()
+            self._condition.notify_all()
+
+    def _ready(self) -> bool:
+        """Whether an active job has a chunk to synthesize (a stream may wait for frames)."""
+        return any(job.cancelled or job.done < len(job.windows) for job in self._active)
 
     def _plan(self) -> list[tuple[Job, int]]:
         """The next chunk of each active job, oldest first, up to ``max_batch`` rows.
@@ -163,18 +195,19 @@ class Engine:
         self.metrics.observe_batch(len(rows), samples, time.perf_counter() - started)
 
     def _deliver(self, job: Job, chunk: torch.Tensor) -> None:
-        """Hand one chunk (T,) to the job's sink (held back and denoised whole if asked)."""
-        job.done += 1
-        last = job.done == len(job.windows)
-        if job.denoise > 0:
+        """Hand one chunk (T,) to the job's sink (held back and denoised whole if asked); the
+        end (None) follows the last chunk of a complete job, exactly once (see :meth:`extend`)."""
+        if job.denoise > 0:  # HTTP requests only: their windows are all known
             job.parts.append(chunk)
-            if last:
+            if job.done + 1 == len(job.windows):
                 job.sink(_pcm16(self._denoise(torch.cat(job.parts), job.denoise)).tobytes())
         else:
             job.sink(_pcm16(chunk).tobytes())
-        if last:
-            job.sink(None)
-            with self._condition:
+        with self._condition:
+            job.done += 1
+            last = job.complete and job.done == len(job.windows)
+            if last:
+                job.sink(None)
                 self._retire(job)
 
     def _denoise(self, audio: torch.Tensor, strength: float) -> torch.Tensor:
@@ -206,7 +239,7 @@ def synthesize_rows(
     with torch.inference_mode():
         for job, index in rows:
             _, _, window_start, window_end, mel_start, mel_end = job.windows[index]
-            mel = job.mel[:, mel_start:mel_end].unsqueeze(0).to(parameter.device, parameter.dtype)
+            mel = job.window_mel(index).unsqueeze(0).to(parameter.device, parameter.dtype)
             grouped = model.condition(mel, (window_end - mel_start) * hop)  # (1, M*G or M, steps)
             conditions.append(grouped[0, :, (window_start - mel_start) * steps_per_frame :])
             noise = block_noise(job.seed, (1, group), window_start, window_end, hop, job.sigma)

@@ -57,6 +57,14 @@ class Metrics:
         self.latency.labels(endpoint="/v1/griffin-lim")
         self._samples = 0
         self._seconds = 0.0
+        self.streams = Counter(
+            "waveglow_streams", "WebSocket streams (GET /v1/stream) by outcome", ["outcome"],
+            registry=self.registry,
+        )  # fmt: skip
+        for outcome in ("done", *ERROR_KINDS):
+            self.streams.labels(outcome=outcome)
+        self.first_audio.labels(endpoint="/v1/stream", stream="true")
+        self.latency.labels(endpoint="/v1/stream")
 
     def observe_batch(self, rows: int, samples: int, seconds: float) -> None:
         """One synthesis step of ``rows`` chunks (called from the worker thread only)."""

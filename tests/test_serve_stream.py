@@ -1,0 +1,137 @@
+"""``GET /v1/stream`` over a real WebSocket against the real ``waveglow serve`` (a subprocess)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+websockets_sync = pytest.importorskip("websockets.sync.client")
+from websockets.exceptions import ConnectionClosed  # noqa: E402
+
+from serve_server import HOP, RATE, Server, write_tiny_checkpoint  # noqa: E402
+from test_serve import mel, npy  # noqa: E402
+
+MAX_SECONDS = 2
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    checkpoint = write_tiny_checkpoint(tmp_path_factory.mktemp("stream") / "tiny.pt")
+    options = ["--chunk-frames", "16", "--max-seconds", str(MAX_SECONDS), "--threads", "1"]
+    options += ["--stream-min-frames", "4"]
+    with Server(checkpoint, *options) as running:
+        yield running
+
+
+def _connect(server: Server, query: str = ""):  # noqa: ANN202
+    return websockets_sync.connect(f"ws://127.0.0.1:{server.port}/v1/stream{query}")
+
+
+def _stream(server: Server, mel_frames: np.ndarray, cuts: list[int], query: str):
+    """Send ``mel_frames`` (M, F) split at ``cuts``; returns (start, PCM bytes, done, binary
+    messages received before the end was sent)."""
+    frame_major = np.ascontiguousarray(mel_frames.T, dtype="<f4")  # (F, M)
+    pcm, early = [], 0
+    with _connect(server, query) as socket:
+        start = json.loads(socket.recv())
+        previous = 0
+        for cut in [*cuts, len(frame_major)]:
+            socket.send(frame_major[previous:cut].tobytes())
+            previous = cut
+        while True:  # what is final before the end: at most a chunk behind, so wait briefly
+            try:
+                message = socket.recv(timeout=1.0)
+            except TimeoutError:
+                break
+            pcm.append(message)
+            early += 1
+        socket.send(json.dumps({"type": "end"}))
+        while isinstance(message := socket.recv(), bytes):
+            pcm.append(message)
+        done = json.loads(message)
+    return start, b"".join(pcm), done, early
+
+
+def test_streamed_pcm_is_the_synthesize_pcm_for_any_split(server: Server):
+    rng = random.Random(0)
+    for trial in range(3):
+        frames = rng.randint(20, 70)
+        mel_frames = mel(frames, seed=trial)
+        cuts = sorted(rng.randint(0, frames) for _ in range(rng.randint(1, 8)))
+        start, pcm, done, early = _stream(server, mel_frames, cuts, f"?seed={trial}&sigma=0.7")
+        assert start["type"] == "start" and start["seed"] == trial
+        assert start["sample_rate"] == RATE and start["lookahead"] > 0
+        assert done == {"type": "done", "samples": frames * HOP}
+        answer = server.client.post(
+            f"/v1/synthesize?seed={trial}&sigma=0.7", content=npy(mel_frames)
+        )
+        assert answer.status_code == 200
+        assert pcm == answer.content[44:], (frames, cuts)
+        assert early > 0  # audio came before the end was sent
+
+
+def test_the_seed_is_drawn_and_reported(server: Server):
+    start, pcm, done, _ = _stream(server, mel(12, seed=5), [3, 3, 4], "")
+    assert isinstance(start["seed"], int)
+    answer = server.client.post(f"/v1/synthesize?seed={start['seed']}", content=npy(mel(12, 5)))
+    assert pcm == answer.content[44:]
+
+
+def test_an_empty_stream_is_done_with_no_samples(server: Server):
+    with _connect(server) as socket:
+        assert json.loads(socket.recv())["type"] == "start"
+        socket.send(json.dumps({"type": "end"}))
+        assert json.loads(socket.recv()) == {"type": "done", "samples": 0}
+
+
+@pytest.mark.parametrize(
+    ("payload", "code", "says"),
+    [
+        (b"\x00" * (80 * 4 + 2), 1007, "whole frames"),
+        (np.full((2, 80), np.nan, dtype="<f4").tobytes(), 1007, "NaN"),
+        ("hello", 1007, '"end"'),
+        (np.zeros((MAX_SECONDS * RATE // HOP + 1, 80), dtype="<f4").tobytes(), 1009, "limit"),
+    ],
+)
+def test_bad_messages_get_an_error_and_a_close_code(server: Server, payload, code, says):
+    with _connect(server) as socket:
+        socket.recv()  # start
+        socket.send(payload)
+        while isinstance(message := socket.recv(), bytes):
+            pass
+        error = json.loads(message)
+        assert error["type"] == "error" and says in error["message"]
+        with pytest.raises(ConnectionClosed) as closed:
+            socket.recv()
+        assert closed.value.rcvd.code == code
+    assert server.client.get("/healthz").status_code == 200
+    start, pcm, done, _ = _stream(server, mel(9, 1), [4], "?seed=1")  # nothing else disturbed
+    assert len(pcm) == 9 * HOP * 2 and done["samples"] == 9 * HOP
+
+
+def test_metrics_count_streams_and_their_first_audio(server: Server):
+    _stream(server, mel(30, 2), [10, 20], "?seed=2")
+    text = server.client.get("/metrics").text
+    done = [line for line in text.splitlines() if line.startswith("waveglow_streams_total")]
+    assert any('outcome="done"' in line and not line.endswith(" 0.0") for line in done)
+    first = 'waveglow_time_to_first_audio_seconds_count{endpoint="/v1/stream",stream="true"}'
+    count = next(line for line in text.splitlines() if line.startswith(first))
+    assert float(count.split()[-1]) >= 1
+
+
+def test_a_full_service_refuses_with_1013(tmp_path: Path):
+    checkpoint = write_tiny_checkpoint(tmp_path / "tiny.pt")
+    with Server(checkpoint, "--queue", "1") as busy, _connect(busy) as first:
+        assert json.loads(first.recv())["type"] == "start"  # holds the only slot
+        with _connect(busy) as second:
+            error = json.loads(second.recv())
+            assert error["type"] == "error" and "full" in error["message"]
+            with pytest.raises(ConnectionClosed) as closed:
+                second.recv()
+            assert closed.value.rcvd.code == 1013
