@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 import waveglow
-from waveglow import Config
+from waveglow import Config, Stream
 from waveglow.streaming import right_context
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +64,7 @@ def clip_mel(model: waveglow.WaveGlow, seconds: float | None) -> tuple[torch.Ten
 
 def run_stream(model, mel: torch.Tensor, lookahead: int, pace: float | None, seed: int) -> dict:
     """Push ``mel`` one frame at a time (at ``pace`` frames per second, or at once when None)."""
-    stream = model.stream(sigma=0.6, seed=seed, lookahead=lookahead, min_frames=8)
+    stream = Stream(model, sigma=0.6, seed=seed, lookahead=lookahead, min_frames=8)
     started = time.perf_counter()
     arrivals, parts = [], []
     for frame in range(mel.size(1)):

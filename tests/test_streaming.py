@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import TINY, TINY_DATA, make_tiny, random_mel
-from waveglow import WNConfig
+from waveglow import Stream, WNConfig
 from waveglow.model import context_frames
 from waveglow.noise import block_noise
 from waveglow.streaming import right_context
@@ -33,7 +33,7 @@ def _whole(model, mel: torch.Tensor, seed: int, sigma: float = 0.6) -> torch.Ten
 
 
 def _streamed(model, mel: torch.Tensor, cuts: list[int], seed: int, **options) -> torch.Tensor:
-    stream = model.stream(sigma=0.6, seed=seed, **options)
+    stream = Stream(model, sigma=0.6, seed=seed, **options)
     parts, previous = [], 0
     for cut in [*cuts, mel.size(1)]:
         parts.append(stream.push(mel[:, previous:cut]))
@@ -68,7 +68,7 @@ def test_any_split_is_whole_utterance_synthesis_bit_for_bit(layout: str):
 def test_one_frame_pushes_and_empty_pushes(layout: str):
     model = make_tiny(config=LAYOUTS[layout]).remove_weight_norm()
     mel = random_mel(29, seed=3)
-    stream = model.stream(sigma=0.6, seed=11)
+    stream = Stream(model, sigma=0.6, seed=11)
     parts = [stream.push(mel[:, :0])]
     hop, first_audio = model.hop_length, None
     for frame in range(mel.size(1)):
@@ -86,7 +86,7 @@ def test_one_frame_pushes_and_empty_pushes(layout: str):
 def test_min_frames_batches_the_synthesis_and_stays_exact():
     model = make_tiny(config=FRAME16).remove_weight_norm()
     mel = random_mel(40, seed=4)
-    stream = model.stream(sigma=0.6, seed=5, min_frames=6)
+    stream = Stream(model, sigma=0.6, seed=5, min_frames=6)
     parts = [stream.push(mel[:, f : f + 1]) for f in range(40)]
     sizes = {part.numel() // model.hop_length for part in parts}
     assert sizes == {0, 6}
@@ -119,7 +119,7 @@ def test_the_right_context_is_needed():
 
 def test_memory_is_bounded_by_the_context_not_the_length():
     model = make_tiny(config=FRAME16).remove_weight_norm()
-    stream = model.stream(sigma=0.6, seed=1)
+    stream = Stream(model, sigma=0.6, seed=1)
     bound = right_context(model) + context_frames(FRAME16, TINY_DATA) + 4
     samples = 0
     for step in range(400):  # 400 pushes of 3 frames: far longer than any window
@@ -131,13 +131,13 @@ def test_memory_is_bounded_by_the_context_not_the_length():
 
 def test_bad_input_is_refused_with_the_fix():
     model = make_tiny()
-    stream = model.stream(seed=0)
+    stream = Stream(model, seed=0)
     with pytest.raises(ValueError, match=r"transpose frame-major"):
         stream.push(torch.zeros(5, TINY.n_mel_channels))
     with pytest.raises(ValueError, match="NaN"):
         stream.push(torch.full((TINY.n_mel_channels, 2), float("nan")))
     with pytest.raises(ValueError, match="lookahead must lie in 0..3"):
-        model.stream(lookahead=4)
+        Stream(model, lookahead=4)
     assert stream.finish().numel() == 0
     with pytest.raises(RuntimeError, match="start a new one"):
         stream.push(torch.zeros(TINY.n_mel_channels, 1))
@@ -145,7 +145,7 @@ def test_bad_input_is_refused_with_the_fix():
 
 def test_drawn_seed_is_reported():
     model = make_tiny()
-    first, second = model.stream(), model.stream()
+    first, second = Stream(model), Stream(model)
     assert isinstance(first.seed, int) and first.seed != second.seed
 
 

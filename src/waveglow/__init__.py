@@ -6,6 +6,7 @@ from .config import Config, DataConfig, TrainConfig, WaveGlowConfig, WNConfig, l
 from .denoiser import Denoiser
 from .loss import WaveGlowLoss, nll_loss
 from .model import WaveGlow
+from .streaming import Stream
 
 __version__ = "0.1.0"
 
@@ -15,6 +16,7 @@ __all__ = [
     "DataConfig",
     "Denoiser",
     "MelSpectrogram",
+    "Stream",
     "TrainConfig",
     "WNConfig",
     "WaveGlow",

@@ -30,7 +30,7 @@ import contextlib
 import dataclasses
 import math
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -38,13 +38,17 @@ from torch import nn
 
 from .audio import MelSpectrogram, is_real
 from .backends import evaluation, resolve_precision
+from .conditioning import interpolate_frames, transposed_conv
 from .config import Config, DataConfig, WaveGlowConfig, WNConfig
 from .fast import GemmCondition
 from .modules import WN, Invertible1x1Conv, WNEvaluation, remove_weight_norm
 from .noise import block_noise, draw_seed, gaussian
-
-if TYPE_CHECKING:
-    from .streaming import Stream
+from .sizes import (  # noqa: F401 - re-exported: waveglow.model's names since the start
+    context_frames,
+    multiply_adds_per_sample,
+    postfilter_reach,
+    receptive_field_steps,
+)
 
 DEFAULT_CHUNK_FRAMES = 1024  # ~12 s at hop 256: the context (~1.1 s each side) costs ~18 %
 
@@ -181,25 +185,9 @@ class WaveGlow(nn.Module):
         )  # (B, M*G, T_G)
 
     def _transposed_conv(self, mel: torch.Tensor) -> torch.Tensor:
-        """``self.upsample(mel)`` (B, M, (F - 1) * hop + filter_length), computed so that every
-        sample's rounding is independent of the number of frames: one matrix product per frame,
-        then the overlapping taps added in a fixed order (torch's ConvTranspose1d rounds
-        differently for different lengths, and chunked or streamed synthesis must be bit for bit
-        whole-utterance synthesis)."""
-        batch, mel_bins, frames = mel.shape
-        hop, filter_length = self.hop_length, self.data_config.filter_length
-        taps = -(-filter_length // hop)  # frames one frame's kernel spans
-        weight = nn.functional.pad(self.upsample.weight, (0, taps * hop - filter_length))
-        weight = weight.reshape(mel_bins, mel_bins * taps * hop)  # (M_in, M * taps * hop)
-        pieces = mel.transpose(1, 2) @ weight.to(mel.dtype)  # (B, F, M * taps * hop)
-        pieces = pieces.reshape(batch, frames, mel_bins, taps, hop).permute(0, 2, 3, 1, 4)
-        total = None  # (B, M, F + taps - 1, hop): tap j of frame f lands on frame f + j
-        for tap in range(taps):
-            shifted = nn.functional.pad(pieces[:, :, tap], (0, 0, tap, taps - 1 - tap))
-            total = shifted if total is None else total + shifted
-        total = total.reshape(batch, mel_bins, (frames + taps - 1) * hop)  # (B, M, T_all)
-        bias = self.upsample.bias.to(mel.dtype).unsqueeze(1)  # (M, 1)
-        return total[:, :, : (frames - 1) * hop + filter_length] + bias
+        """``self.upsample(mel)``, rounded the same for any number of frames
+        (:func:`waveglow.conditioning.transposed_conv`)."""
+        return transposed_conv(self.upsample, mel, self.hop_length, self.data_config.filter_length)
 
     def _interpolate_frames(
         self,
@@ -209,29 +197,13 @@ class WaveGlow(nn.Module):
         group: int | None = None,
         nearest: bool | None = None,
     ) -> torch.Tensor:
-        """Frame-rate conditioning: step j (samples jG .. jG+G-1, centre jG + (G-1)/2) mixes
-        frames f and f+1 around it, frame f being centred on sample f*hop; past the last frame
-        (of the batch, or of each item with ``lengths``) the last frame is held. ``group`` (G,
-        default n_group; 1 for the post-filter's samples) and ``nearest`` (default: the config's
-        ``mel_upsampling``) choose the steps and the weights."""
-        batch, mel_bins, frames = mel.shape
+        """The mel (B, M, F) interpolated to steps of ``group`` samples (default n_group; 1 for
+        the post-filter), by the config's ``mel_upsampling`` unless ``nearest`` says
+        (:func:`waveglow.conditioning.interpolate_frames`)."""
         group = self.n_group if group is None else group
         if nearest is None:
             nearest = self.config.mel_upsampling == "nearest"
-        steps_per_frame = self.hop_length // group
-        following = torch.cat([mel[:, :, 1:], mel[:, :, -1:]], dim=2)  # (B, M, F)
-        if lengths is not None:
-            for item, own in enumerate(lengths):
-                following[item, :, own - 1] = mel[item, :, own - 1]
-        offsets = torch.arange(steps_per_frame, device=mel.device, dtype=torch.float64)
-        weight = (offsets * group + (group - 1) / 2) / self.hop_length
-        if nearest:
-            weight = (weight >= 0.5).double()
-        weight = weight.to(mel.dtype)  # (S,)
-        mixed = mel.unsqueeze(3) * (1 - weight) + following.unsqueeze(3) * weight  # (B, M, F, S)
-        return mixed.reshape(batch, mel_bins, frames * steps_per_frame)[
-            :, :, : length // group
-        ]  # (B, M, T / group)
+        return interpolate_frames(mel, length, self.hop_length, group, nearest, lengths)
 
     # ------------------------------------------------------------------ forward flow
     def forward(
@@ -440,14 +412,6 @@ class WaveGlow(nn.Module):
         chunk_frames = DEFAULT_CHUNK_FRAMES if chunk_frames is None else chunk_frames
         return self._chunks(mel, chunk_frames, sigma, z, generator, (precision, backend))
 
-    def stream(self, sigma: float = 0.6, seed: int | None = None, **options: object) -> Stream:
-        """A :class:`waveglow.streaming.Stream` over this model: push mel frames as they come,
-        get the final audio back (``options``: ``lookahead``, ``min_frames``, ``precision``,
-        ``backend``)."""
-        from .streaming import Stream
-
-        return Stream(self, sigma, seed, **options)  # type: ignore[arg-type]
-
     def _chunks(
         self,
         mel: torch.Tensor,
@@ -602,65 +566,6 @@ class WaveGlow(nn.Module):
         if mel.size(2) == 0:
             raise ValueError("mel has no frames")
         return mel
-
-
-def receptive_field_steps(config: WaveGlowConfig) -> int:
-    """How many T_G steps to each side one output step of the inverse flow depends on."""
-    wn = config.WN_config
-    per_wn = sum((wn.kernel_size - 1) // 2 * wn.dilation_base**i for i in range(wn.n_layers))
-    return config.n_flows * per_wn
-
-
-def postfilter_reach(config: WaveGlowConfig) -> int:
-    """How many samples to each side one output sample of the post-filter reads (0 without)."""
-    wn = config.postfilter_config
-    if wn is None:
-        return 0
-    return sum((wn.kernel_size - 1) // 2 * wn.dilation_base**i for i in range(wn.n_layers))
-
-
-def context_frames(config: WaveGlowConfig, data_config: DataConfig) -> int:
-    """Mel frames of context needed on each side of a chunk for exact chunked synthesis: the
-    inverse flow's receptive field, widened by the post-filter's reach."""
-    samples = receptive_field_steps(config) * config.n_group + postfilter_reach(config)
-    return math.ceil(samples / data_config.hop_length)
-
-
-def multiply_adds_per_sample(config: WaveGlowConfig, data_config: DataConfig) -> float:
-    """Multiply-adds of one synthesis (or one forward pass) per output sample: the upsampler,
-    every 1x1 convolution, every WN's convolutions and the post-filter's, in synthesis (the
-    elementwise gate, coupling and the frame-rate interpolation are not counted)."""
-    per_step = 0
-    for k in range(config.n_flows):
-        audio_channels = config.channels_at(k)
-        per_step += audio_channels**2  # convinv
-        per_step += _wn_multiply_adds(
-            audio_channels // 2, config.conditioning_channels, config.WN_config
-        )
-    mel_bins = config.n_mel_channels
-    upsampler = (
-        mel_bins * mel_bins * data_config.filter_length / data_config.hop_length
-        if config.has_upsampler
-        else 0.0
-    )
-    postfilter = (
-        0
-        if config.postfilter_config is None
-        else _wn_multiply_adds(1, mel_bins, config.postfilter_config)
-    )
-    return per_step / config.n_group + upsampler + postfilter
-
-
-def _wn_multiply_adds(n_in: int, conditioning: int, wn: WNConfig) -> int:
-    """Multiply-adds of one step of a WN with ``n_in`` input and ``conditioning`` mel channels."""
-    channels, layers = wn.n_channels, wn.n_layers
-    total = n_in * channels + channels * 2 * n_in  # start, end
-    total += conditioning * 2 * channels * layers  # cond_layer
-    if wn.depthwise_separable:  # in_layers: depthwise taps, then pointwise C -> 2C
-        total += layers * (wn.kernel_size * channels + channels * 2 * channels)
-    else:
-        total += layers * wn.kernel_size * channels * 2 * channels  # in_layers
-    return total + (layers - 1) * channels * 2 * channels + channels * channels  # res_skip
 
 
 def _real_array(value: object, name: str) -> np.ndarray:

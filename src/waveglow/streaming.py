@@ -1,6 +1,6 @@
 """Incremental synthesis: mel frames in as an acoustic model emits them, final audio out.
 
-A :class:`Stream` (``model.stream(sigma, seed)``) takes any number of mel frames at a time
+A :class:`Stream` (``waveglow.Stream(model, sigma, seed)``) takes any number of mel frames at a time
 (:meth:`Stream.push`) and returns the audio that no later frame can change; :meth:`Stream.finish`
 returns the rest. It is built on the chunked synthesis of :mod:`waveglow.model`: output frames
 [a, b) are cut from the synthesis (:meth:`WaveGlow.decode`) of the window [a - context,
@@ -27,8 +27,9 @@ import torch
 
 from .chunked import _pcm16
 from .config import Config
-from .model import DEFAULT_CHUNK_FRAMES, ChunkWindow, WaveGlow, context_frames
+from .model import DEFAULT_CHUNK_FRAMES, ChunkWindow, WaveGlow
 from .noise import block_noise, draw_seed
+from .sizes import context_frames
 
 
 def right_context(model: WaveGlow) -> int:

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
-from ..model import context_frames
 from ..noise import draw_seed
+from ..sizes import context_frames
 from ..streaming import StreamPlan, right_context
 from .engine import Job, QueueFullError
 from .inputs import InputError, parse_options
