@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 
 import pytest
+import soundfile
 import torch
 
 from conftest import TINY, TINY_DATA, make_tiny, random_mel
@@ -178,6 +179,14 @@ def test_the_pipe_writes_the_whole_utterance_pcm(checkpoint, tmp_path):
     assert np.abs(pcm.astype(int) - np.frombuffer(expected, dtype="<i2")).max() <= 1
     cut = subprocess.run(command, input=source[:-2], capture_output=True, env=env, timeout=120)
     assert cut.returncode == 1 and b"inside a frame" in cut.stderr
+    np.save(tmp_path / "mel.npy", mel.numpy())  # the same mel through `waveglow synthesize`
+    synthesize = [sys.executable, "-m", "waveglow", "synthesize", "-c", str(checkpoint)]
+    synthesize += [str(tmp_path / "mel.npy"), "-o", str(tmp_path / "out"), "--seed", "4"]
+    done = subprocess.run(synthesize, capture_output=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    (written,) = (tmp_path / "out").glob("*.wav")
+    synthesized = soundfile.read(written, dtype="int16")[0]
+    assert np.abs(pcm.astype(int) - synthesized.astype(int)).max() <= 1
 
 
 def test_info_prints_r(checkpoint, capsys):

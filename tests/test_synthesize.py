@@ -12,6 +12,7 @@ import torch
 
 from conftest import TINY_DATA, make_tiny, random_mel
 from waveglow import Denoiser, MelSpectrogram, load_audio
+from waveglow.noise import block_noise
 from waveglow.synthesize import (
     OUTPUT_SUFFIX,
     SILENCE,
@@ -32,11 +33,11 @@ def read_wav(path: Path) -> torch.Tensor:
 
 
 def expected_audio(model, mel: torch.Tensor, sigma: float, seed: int, index: int) -> torch.Tensor:
-    """What the documented noise contract gives: z from a CPU generator seeded ``seed + index``."""
-    steps = mel.size(1) * HOP // model.n_group
-    z = torch.randn(model.n_group, steps, generator=torch.Generator().manual_seed(seed + index))
+    """What the documented noise contract gives: the position-tied noise of ``seed + index``
+    (the service's and the stream's for that seed)."""
+    z = block_noise(seed + index, (1, model.n_group), 0, mel.size(1), HOP, sigma)
     with torch.no_grad():
-        return model.infer(mel[None], z=z[None] * sigma)[0].double()
+        return model.infer(mel[None], z=z)[0].double()
 
 
 def test_files_are_the_models_inference_with_per_file_noise(tmp_path):

@@ -12,8 +12,10 @@ atomically: a failed file leaves nothing behind.
 A bad input (missing, empty, corrupt, wrong number of mel channels, NaN) is reported with one line
 naming the file; the other files are still processed, and the report says which failed.
 
-Noise is drawn per file, on the CPU, from its own generator (``seed + index of the file``), so a
-file's noise depends neither on the batch it is synthesized in nor on the device. Batching pads
+Noise is drawn per file, on the CPU, as the position-tied noise of ``seed + index of the file``
+(:func:`waveglow.noise.block_noise`: the noise ``waveglow serve`` and ``waveglow stream`` draw
+for that seed), so a file's noise depends neither on the batch it is synthesized in nor on the
+device. Batching pads
 shorter mels and masks the padding inside the flow, so a file's audio is the same (to float
 rounding) whatever batch it is synthesized in (see :func:`infer_batch`).
 """
@@ -43,7 +45,7 @@ from .backends import resolve_device
 from .chunked import write_wav_chunks
 from .denoiser import Denoiser
 from .model import DEFAULT_CHUNK_FRAMES, WaveGlow
-from .noise import gaussian
+from .noise import block_noise, draw_seed
 
 OUTPUT_SUFFIX = "_synthesis.wav"
 MEL_FORMATS = ("pt", "npy")
@@ -345,15 +347,17 @@ def infer_batch(
 def item_noise(
     model: WaveGlow, frames: int, sigma: float, seed: int | None, index: int = 0
 ) -> torch.Tensor:
-    """z (G, frames * hop / G) ~ N(0, sigma^2) from the item's own CPU generator (``seed + index``);
-    fresh entropy when ``seed`` is None."""
-    generator = torch.Generator()
+    """z (G, frames * hop / G) ~ N(0, sigma^2): the position-tied noise of ``seed + index``
+    (:func:`waveglow.noise.block_noise`, as the service and :class:`waveglow.Stream` draw it for
+    that seed); fresh entropy when ``seed`` is None."""
     if seed is None:
-        generator.seed()
+        entropy = torch.Generator()
+        entropy.seed()  # fresh entropy, torch's global generator untouched
+        seed = draw_seed(entropy)
     else:
-        generator.manual_seed(seed + index)
-    steps = frames * model.hop_length // model.n_group
-    return gaussian((model.n_group, steps), sigma, generator)  # (G, T_G)
+        seed = seed + index
+    noise = block_noise(seed, (1, model.n_group), 0, frames, model.hop_length, sigma)
+    return noise[0]  # (G, T_G)
 
 
 # ---------------------------------------------------------------------------- mels
