@@ -143,3 +143,30 @@ def test_denormalisation_is_the_exact_inverse():
     back = convert_mel(normalised, conversion).numpy()
     np.testing.assert_allclose(back, np.maximum(log10 * math.log(10), math.log(1e-5)), atol=1e-5)
     assert "--mel-mean MEAN.npy --mel-std STD.npy" in conversion.options()
+
+
+def test_mel_check_prints_the_verdict_and_fails_a_foreign_mel(audio, tmp_path, capsys):
+    from waveglow.cli import main
+
+    np.save(tmp_path / "ours.npy", ours(audio))
+    np.save(tmp_path / "coqui.npy", coqui_mel(audio).astype(np.float32))
+    assert main(["mel-check", str(tmp_path / "ours.npy"), "--audio", str(CLIP)]) == 0
+    assert "verdict: fine" in capsys.readouterr().out
+    assert main(["mel-check", str(tmp_path / "coqui.npy")]) == 1
+    assert "--db-norm symmetric" in capsys.readouterr().out
+
+
+def test_synthesize_converts_a_transposed_log10_mel_to_the_same_audio(audio, tmp_path):
+    from waveglow.cli import main
+
+    mel = ours(audio)[:, :40]  # (M, F)
+    np.save(tmp_path / "ours.npy", mel)
+    np.save(tmp_path / "foreign.npy", (mel / math.log(10)).T.copy())  # (F, M) log10
+    common = ["synthesize", "-c", "demo", "-q", "--seed", "3", "-o"]
+    assert main([*common, str(tmp_path / "a"), str(tmp_path / "ours.npy")]) == 0
+    options = ["--transpose", "--mel-scale", "log10"]
+    assert main([*common, str(tmp_path / "b"), str(tmp_path / "foreign.npy"), *options]) == 0
+    first = load_audio(tmp_path / "a" / "ours_synthesis.wav", None)[0]
+    second = load_audio(tmp_path / "b" / "foreign_synthesis.wav", None)[0]
+    assert np.abs(first - second).max() <= 2 / 32768
+    assert main([*common, str(tmp_path / "c"), str(tmp_path / "foreign.npy")]) == 1  # unconverted
