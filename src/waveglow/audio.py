@@ -341,7 +341,8 @@ def load_mel(path: str | Path, n_mel_channels: int = WaveGlowConfig.n_mel_channe
 
 def read_mel_array(path: str | Path) -> torch.Tensor:
     """The 2-D array of real numbers in a ``.pt`` or ``.npy`` mel file, as it is stored (either
-    orientation, any number of bands; a batch dimension of 1 dropped), as float32."""
+    orientation, any number of bands; a batch dimension of 1 dropped), as float32; not yet
+    checked for NaN (see :func:`check_mel`)."""
     path = _nonempty_file(path)
     try:
         mel = _read_mel_file(path)
@@ -360,10 +361,7 @@ def read_mel_array(path: str | Path) -> torch.Tensor:
         raise AudioError(f"{path}: a mel must have 2 dimensions, got shape {tuple(mel.shape)}")
     if not is_real(mel):
         raise AudioError(f"{path}: a mel must hold real numbers, got {mel.dtype}")
-    mel = mel.float()
-    if not torch.isfinite(mel).all():
-        raise AudioError(f"{path}: the mel contains NaN or infinite values")
-    return mel
+    return mel.float()
 
 
 def check_mel(mel: torch.Tensor, path: str | Path, n_mel_channels: int) -> torch.Tensor:
@@ -376,6 +374,8 @@ def check_mel(mel: torch.Tensor, path: str | Path, n_mel_channels: int) -> torch
         )
     if mel.size(1) == 0:
         raise AudioError(f"{path}: the mel has no frames")
+    if not torch.isfinite(mel).all():
+        raise AudioError(f"{path}: the mel contains NaN or infinite values")
     low, high = float(mel.min()), float(mel.max())
     if low < MEL_RANGE[0] or high > MEL_RANGE[1]:
         warnings.warn(

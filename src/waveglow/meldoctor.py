@@ -230,6 +230,8 @@ def diagnose_file(
     """:func:`diagnose` of a mel file (``.pt``/``.npy``), with the audio file it was made from."""
     config = config or DataConfig()
     mel = read_mel_array(path).numpy()
+    if not np.isfinite(mel).all():
+        raise AudioError(f"{path}: the mel contains NaN or infinite values; re-extract it")
     wave = load_audio(audio, config.sampling_rate)[0] if audio is not None else None
     return diagnose(mel, wave, config, n_mel_channels, source=str(path))
 
