@@ -336,6 +336,13 @@ def load_mel(path: str | Path, n_mel_channels: int = WaveGlowConfig.n_mel_channe
 
     A batch dimension of 1 is accepted and dropped. Never executes code from the file.
     """
+    return check_mel(read_mel_array(path), path, n_mel_channels)
+
+
+def read_mel_array(path: str | Path) -> torch.Tensor:
+    """The 2-D array of real numbers in a ``.pt`` or ``.npy`` mel file, as it is stored (either
+    orientation, any number of bands; a batch dimension of 1 dropped), as float32; not yet
+    checked for NaN (see :func:`check_mel`)."""
     path = _nonempty_file(path)
     try:
         mel = _read_mel_file(path)
@@ -350,24 +357,33 @@ def load_mel(path: str | Path, n_mel_channels: int = WaveGlowConfig.n_mel_channe
         raise AudioError(f"{path}: expected a tensor, found {type(mel).__name__}")
     if mel.dim() == 3 and mel.size(0) == 1:
         mel = mel[0]
-    if mel.dim() != 2 or mel.size(0) != n_mel_channels:
+    if mel.dim() != 2:
+        raise AudioError(f"{path}: a mel must have 2 dimensions, got shape {tuple(mel.shape)}")
+    if not is_real(mel):
+        raise AudioError(f"{path}: a mel must hold real numbers, got {mel.dtype}")
+    return mel.float()
+
+
+def check_mel(mel: torch.Tensor, path: str | Path, n_mel_channels: int) -> torch.Tensor:
+    """``mel`` (M, F) if it has ``n_mel_channels`` bands and frames; warns (naming ``path``)
+    when its values are far outside a Tacotron 2 log-mel."""
+    if mel.size(0) != n_mel_channels:
         raise AudioError(
-            f"{path}: a mel must have shape ({n_mel_channels}, frames), got {tuple(mel.shape)}"
+            f"{path}: a mel must have shape ({n_mel_channels}, frames), got {tuple(mel.shape)} "
+            "('waveglow mel-check' tells what it is and how to convert it)"
         )
     if mel.size(1) == 0:
         raise AudioError(f"{path}: the mel has no frames")
-    if not is_real(mel):
-        raise AudioError(f"{path}: a mel must hold real numbers, got {mel.dtype}")
-    mel = mel.float()
     if not torch.isfinite(mel).all():
         raise AudioError(f"{path}: the mel contains NaN or infinite values")
     low, high = float(mel.min()), float(mel.max())
     if low < MEL_RANGE[0] or high > MEL_RANGE[1]:
         warnings.warn(
             f"{path}: the mel's values span [{low:.3g}, {high:.3g}], far outside a Tacotron 2 "
-            "natural-log mel (about -11.5 to 3): the audio will be distorted or silent",
+            "natural-log mel (about -11.5 to 3): the audio will be distorted or silent "
+            "('waveglow mel-check' tells what it is and how to convert it)",
             InputWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     return mel
 

@@ -44,6 +44,7 @@ from .audio import (
 from .backends import resolve_device
 from .chunked import write_wav_chunks
 from .denoiser import Denoiser
+from .meldoctor import Conversion, load_converted_mel
 from .model import DEFAULT_CHUNK_FRAMES, WaveGlow
 from .noise import block_noise, draw_seed
 
@@ -153,6 +154,7 @@ def synthesize_files(
     on_error: ErrorHandler | None = None,
     precision: str | None = "fp32",
     chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+    conversion: Conversion | None = None,
 ) -> SynthesisReport:
     """Synthesize every input to ``output_dir/<stem>_synthesis.wav``; see the module docstring.
 
@@ -162,6 +164,7 @@ def synthesize_files(
     (:meth:`WaveGlow.infer`). An input longer than ``chunk_frames`` mel frames, synthesized alone
     (batch of one) without denoising, is streamed to its file chunk by chunk in bounded memory
     (:meth:`WaveGlow.infer_chunks`; the same audio as in one piece, up to float rounding).
+    ``conversion`` turns mel files from another front end into ours (:mod:`waveglow.meldoctor`).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -174,7 +177,9 @@ def synthesize_files(
     has_audio = any(source.suffix not in MEL_SUFFIXES for source in sources)
     mel = model.mel_transform() if has_audio else None
     denoiser = Denoiser(model) if denoise > 0 else None
-    synthesis = _Synthesis(model, sigma, seed, precision, chunk_frames, mel, denoiser, denoise)
+    synthesis = _Synthesis(
+        model, sigma, seed, precision, chunk_frames, mel, denoiser, denoise, conversion
+    )
     remove_stale_temporaries(output_dir)
     names = _OutputNames(sources, Path(output_dir), OUTPUT_SUFFIX)
     outcomes: list[tuple[int, FileResult]] = []
@@ -241,10 +246,13 @@ class _Synthesis:
     mel: MelSpectrogram | None  # the model's mel (None: no input is audio)
     denoiser: Denoiser | None
     denoise: float
+    conversion: Conversion | None = None  # of mel files from another front end
 
     def read(self, source: Path) -> torch.Tensor:
         """The mel (M, F) of an input: loaded from ``.pt``/``.npy``, or computed from an audio file
         with the model's mel."""
+        if source.suffix in MEL_SUFFIXES and self.conversion is not None:
+            return load_converted_mel(source, self.conversion, self.model.config.n_mel_channels)
         if source.suffix in MEL_SUFFIXES:
             return load_mel(source, self.model.config.n_mel_channels)
         assert self.mel is not None  # made whenever an input is audio

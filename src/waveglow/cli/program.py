@@ -25,6 +25,7 @@ from .evaluate import add_evaluate_parser
 from .export import add_export_parser
 from .info import add_info_parser
 from .mel import add_mel_parser
+from .mel_check import add_mel_check_parser
 from .serve import add_serve_parser
 from .stream import add_stream_parser
 from .synthesize import add_synthesize_parser
@@ -34,6 +35,7 @@ from .train import add_train_parser
 COMMANDS = (
     add_synthesize_parser,
     add_mel_parser,
+    add_mel_check_parser,
     add_convert_parser,
     add_info_parser,
     add_export_parser,

@@ -7,6 +7,7 @@ import argparse
 from ..backends import PRECISIONS
 from ..model import DEFAULT_CHUNK_FRAMES
 from .common import error_line
+from .mel_check import add_conversion_options, conversion_of
 from .options import Subparsers, add_count, add_shared, device, passed_on, subparser
 
 DESCRIPTION = """Synthesize speech from mel spectrograms (.pt tensors (80, F) as Tacotron 2 and NVIDIA's
@@ -16,7 +17,9 @@ clipped to [-1, 1]). A bad input is reported and skipped; the exit code is 1 if 
 EXAMPLES = """examples:
   waveglow synthesize --checkpoint waveglow.pt mels/*.pt -o wavs
   waveglow synthesize --checkpoint waveglow.pt speech.wav -o out --sigma 0.666 --denoise 0.1
-  waveglow synthesize -c waveglow.pt mels/*.npy -o wavs --device cuda --batch-size 8 --seed 1"""
+  waveglow synthesize -c waveglow.pt mels/*.npy -o wavs --device cuda --batch-size 8 --seed 1
+  waveglow synthesize -c demo coqui_mel.npy -o wavs --mel-scale db --db-norm symmetric \
+      --max-norm 4 --min-level-db -100 --ref-level-db 20"""
 
 
 def add_synthesize_parser(subparsers: Subparsers) -> None:
@@ -44,6 +47,7 @@ def add_synthesize_parser(subparsers: Subparsers) -> None:
             "memory (batch size 1, no --denoise) (default: %(default)s, about 12 s)")  # fmt: skip
     add_count(parser, "--chunk-frames", help, default=DEFAULT_CHUNK_FRAMES)
     add_shared(parser, "quiet")
+    add_conversion_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     options = passed_on(args, "sigma", "denoise", "seed", "batch_size", "precision", "chunk_frames")
     report = synthesize_files(
         model, args.inputs, args.output_dir, device=target, progress=not args.quiet,
-        on_error=error_line, **options,
+        on_error=error_line, conversion=conversion_of(args), **options,
     )  # fmt: skip
     print(report.summary())
     return 1 if report.failures else 0

@@ -30,6 +30,7 @@ from ..chunked import _pcm16
 from ..model import WaveGlow
 from ..noise import draw_seed
 from .config import ServeConfig
+from .conversion import CONVERSION_FIELDS, conversion_from_fields, converted_mel
 from .engine import Engine, Job, QueueFullError
 from .inputs import (
     InputError,
@@ -44,7 +45,7 @@ from .inputs import (
 from .metrics import Metrics
 from .stream import add_stream_route
 
-OPTION_NAMES = ("sigma", "seed", "denoise", "stream")
+OPTION_NAMES = ("sigma", "seed", "denoise", "stream", *CONVERSION_FIELDS)
 RETRY_AFTER_S = 1
 ERRORS = {
     400: {"description": "bad input (one line saying what is wrong)", "content": {"text/plain": {}}},
@@ -145,7 +146,10 @@ class Service:
         data, fields = await self.upload(request, json_mel=source == "mel")
         options = parse_options(fields)
         bins = self.model.config.n_mel_channels
-        if source == "audio":
+        conversion = conversion_from_fields(fields) if source == "mel" else None
+        if conversion is not None:  # a mel from another front end (waveglow mel-check)
+            mel = await run_in_threadpool(converted_mel, data, bins, conversion)
+        elif source == "audio":
             mel = await run_in_threadpool(mel_from_audio_bytes, data, self.transform)
         elif isinstance(data, bytes):
             mel = await run_in_threadpool(mel_from_bytes, data, bins)
@@ -413,13 +417,15 @@ def run(config: ServeConfig) -> int:
     """Serve ``config`` with uvicorn until SIGTERM/SIGINT; requests in flight are finished."""
     import uvicorn
 
+    from .drain import DrainingServer
+
     app = create_app(config)
     print(f"waveglow serve: {config.checkpoint} on http://{config.host}:{config.port}", flush=True)
     server_config = uvicorn.Config(
         app, host=config.host, port=config.port, log_level=config.log_level,
         timeout_graceful_shutdown=None,
     )  # fmt: skip
-    server = uvicorn.Server(server_config)
+    server = DrainingServer(server_config, app.state.stream_gate)  # open streams finish first
     # uvicorn drains on SIGTERM/SIGINT and then re-raises the signal into the handlers it found;
     # a drained service has done what was asked and exits 0, so those handlers do nothing here.
     quiet = {sig: signal.signal(sig, _drained) for sig in (signal.SIGTERM, signal.SIGINT)}

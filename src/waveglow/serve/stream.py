@@ -13,8 +13,9 @@ The windows of :class:`waveglow.streaming.StreamPlan` (exact: ``lookahead`` R) g
 worker as the HTTP requests and are batched with them, so the PCM is that of
 ``POST /v1/synthesize`` for the whole mel with the same seed and sigma (bit for bit with
 ``--threads 1``). A malformed message gets ``{"type": "error", "message"}`` and close 1007, a
-stream over ``--max-seconds`` 1009, a full service 1013, a failed synthesis 1011; other requests
-are not disturbed.
+stream over ``--max-seconds`` 1009, a full or stopping service 1013, a failed synthesis 1011;
+other requests are not disturbed. After SIGTERM the open streams run to their ``done``
+(:mod:`.drain`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from ..noise import draw_seed
 from ..sizes import context_frames
 from ..streaming import StreamPlan, right_context
+from .drain import install_gate
 from .engine import Job, QueueFullError
 from .inputs import InputError, parse_options
 
@@ -49,10 +51,20 @@ class StreamError(Exception):
 def add_stream_route(app: FastAPI, service: object) -> None:
     """Register ``GET /v1/stream`` on ``app`` for ``service`` (a :class:`~.app.Service`)."""
 
+    gate = install_gate(app)
+
     @app.websocket(ENDPOINT)
     async def stream(websocket: WebSocket) -> None:
         await websocket.accept()
-        await run_stream(service, websocket)
+        if gate.closing:  # SIGTERM: the open streams finish, no new one starts
+            error = StreamError("the service is shutting down; retry later", TRY_AGAIN)
+            await _fail(websocket, service, error, "shutting_down")
+            return
+        gate.open += 1
+        try:
+            await run_stream(service, websocket)
+        finally:
+            gate.open -= 1
 
 
 def frames_from_message(data: bytes, bins: int) -> torch.Tensor:
