@@ -380,11 +380,26 @@ def _read_mel_file(path: Path) -> object:
     return read_torch_file(path)[0]
 
 
+NPY_VERSIONS = {(1, 0): 2, (2, 0): 4, (3, 0): 4}  # version -> bytes of the header length
+NPY_MAX_HEADER = 10000  # numpy's own limit on the header's length (np.load's max_header_size)
+
+
 def check_npy_size(path: str | Path) -> None:
     """Refuse a ``.npy`` file whose header declares more data than the file holds (numpy would
-    allocate all of it before finding out)."""
+    allocate all of it before finding out), or a header longer than the file or than numpy reads
+    (numpy would allocate the declared length before reading it)."""
     with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
         version = np.lib.format.read_magic(handle)
+        if version not in NPY_VERSIONS:
+            raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
+        width = NPY_VERSIONS[version]
+        header_length = int.from_bytes(handle.read(width), "little")
+        if header_length > min(NPY_MAX_HEADER, size - handle.tell()):
+            raise ValueError(
+                f"its header claims {header_length:,} bytes, the file holds {size:,} in all"
+            )
+        handle.seek(-width, os.SEEK_CUR)
         read_header = (
             np.lib.format.read_array_header_1_0
             if version == (1, 0)
@@ -392,7 +407,7 @@ def check_npy_size(path: str | Path) -> None:
         )
         shape, _, dtype = read_header(handle)
         declared = math.prod(shape) * dtype.itemsize
-        available = os.fstat(handle.fileno()).st_size - handle.tell()
+        available = size - handle.tell()
     if declared > available:
         raise ValueError(
             f"its header declares {declared:,} bytes of data, the file holds {available:,}"
