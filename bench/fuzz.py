@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,16 +46,33 @@ def campaign(args: argparse.Namespace) -> list[runner.Result]:
     seconds = args.minutes * 60 / len(names)
     results = []
     for number, name in enumerate(names):
-        artifacts = args.artifacts / name
-        keep = args.keep_corpus / name if args.keep_corpus else None
         print(f"[{number + 1}/{len(names)}] {name}: {seconds:.0f} s", flush=True)
-        result = runner.fuzz(name, seconds, artifacts, args.engine, args.seed, keep)
+        result = fuzz_for(name, seconds, args)
         print(f"    {result.executions} executions, {result.cpu_s:.0f} CPU s, "
               f"{len(result.crashes)} findings, exit {result.code}", flush=True)  # fmt: skip
-        if result.crashes or result.code not in (0, None):
-            print(result.output[-3000:], flush=True)
         results.append(result)
     return results
+
+
+def fuzz_for(name: str, seconds: float, args: argparse.Namespace) -> runner.Result:
+    """Fuzz ``name`` for ``seconds`` of wall time in all: a run stopped by a finding is started
+    again (another seed) for the time left; the results are summed."""
+    artifacts = args.artifacts / name
+    keep = args.keep_corpus / name if args.keep_corpus else None
+    total = runner.Result(name, 0, 0, 0.0, 0.0)
+    deadline = time.monotonic() + seconds
+    attempt = 0
+    while (left := deadline - time.monotonic()) > 5:
+        result = runner.fuzz(name, left, artifacts, args.engine, args.seed + attempt, keep)
+        total.executions += result.executions
+        total.cpu_s += result.cpu_s
+        total.wall_s += result.wall_s
+        total.code = result.code if result.code not in (0, None) else total.code
+        total.crashes = result.crashes  # every artifact in the folder so far
+        if result.code not in (0, None):
+            print(result.output[-2500:], flush=True)
+        attempt += 1
+    return total
 
 
 def table(results: list[runner.Result], engine: str) -> str:

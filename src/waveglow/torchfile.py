@@ -89,8 +89,8 @@ def read_torch_file(path: str | Path) -> tuple[Any, bool]:
     with open(path, "rb") as handle:
         if zipfile.is_zipfile(handle):
             return _read_zip(handle), False
-        if tarfile.is_tarfile(path):
-            return _read_nemo_archive(path), False
+        if (mode := _tar_mode(handle)) is not None:
+            return _read_nemo_archive(path, mode), False
         handle.seek(0)
         return _read_legacy(handle), True
 
@@ -390,9 +390,22 @@ def _read_legacy(handle: IO[bytes]) -> Any:
     return payload
 
 
-def _read_nemo_archive(path: Path) -> Any:
+def _tar_mode(handle: IO[bytes]) -> str | None:
+    """How to open ``handle`` as a ``.nemo`` tar (NeMo writes them plain or gzipped), else None.
+
+    Not ``tarfile.is_tarfile``: it also tries xz/lzma, whose header names the dictionary size the
+    decompressor allocates (4 GiB from a 13-byte header)."""
+    handle.seek(0)
+    head = handle.read(512)
+    handle.seek(0)
+    if head[:2] == b"\x1f\x8b":
+        return "r:gz"
+    return "r:" if head[257:262] == b"ustar" else None
+
+
+def _read_nemo_archive(path: Path, mode: str = "r:") -> Any:
     """A ``.nemo`` file: a tar archive whose ``model_weights.ckpt`` is a torch state dict."""
-    with tarfile.open(path, "r:*") as archive:
+    with tarfile.open(path, mode) as archive:
         members = [
             member
             for member in archive.getmembers()
