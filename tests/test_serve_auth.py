@@ -111,3 +111,22 @@ def test_the_real_server_reads_the_key_from_the_environment(tmp_path, monkeypatc
         assert server.client.get("/v1/info", headers={"X-API-Key": KEY}).status_code == 200
         output = server.stop()
     assert "API key required" in output and KEY not in output
+
+
+def test_the_command_line_takes_a_key_file_and_cors_origins(tmp_path, capsys):
+    from waveglow.cli import main
+
+    checkpoint = write_tiny_checkpoint(tmp_path / "tiny.pt")
+    missing = tmp_path / "no-such-key"
+    assert main(["serve", "-c", str(checkpoint), "--api-key-file", str(missing)]) == 1
+    assert f"{missing}: cannot read the API key file" in capsys.readouterr().err
+    key_file = tmp_path / "key"
+    key_file.write_text(KEY + "\n")
+    origin = "https://page.example"
+    with Server(checkpoint, "--api-key-file", str(key_file), "--cors-origin", origin) as server:
+        assert server.client.get("/metrics").status_code == 401
+        allowed = server.client.get(
+            "/v1/info", headers={"Authorization": f"Bearer {KEY}", "Origin": origin}
+        )
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == origin

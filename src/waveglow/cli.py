@@ -680,6 +680,24 @@ Concurrent requests are batched on one worker; SIGTERM finishes the requests in 
         "the same request alone (default: 0, torch's choice)",
     )
     parser.add_argument(
+        "--api-key",
+        default=None,
+        metavar="KEY",
+        help="require this key on every endpoint but /healthz (Authorization: Bearer KEY, "
+        "X-API-Key or Basic); visible to other users in the process list: prefer "
+        "--api-key-file or $WAVEGLOW_API_KEY. Keep a TLS proxy in front of a reachable service",
+    )
+    parser.add_argument(
+        "--api-key-file", default=None, metavar="FILE", help="the key: the file's first line"
+    )
+    parser.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let pages of this origin call the service from a browser (repeatable; default: none)",
+    )
+    parser.add_argument(
         "--debug-batch-delay", type=_non_negative, default=0.0, help=argparse.SUPPRESS
     )
     parser.set_defaults(handler=_run_serve)
@@ -689,6 +707,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     try:
         from .serve import ServeConfig, serve
         from .serve.app import create_app  # noqa: F401 - fails early without the serve extra
+        from .serve.auth import resolve_api_key
     except ImportError as error:
         raise ValueError(
             f"serve needs the serve extra: pip install 'waveglow[serve]' ({error})"
@@ -707,6 +726,8 @@ def _run_serve(args: argparse.Namespace) -> int:
         chunk_frames=args.chunk_frames,
         threads=args.threads,
         batch_delay_s=args.debug_batch_delay,
+        api_key=resolve_api_key(args.api_key, args.api_key_file),
+        cors_origins=tuple(args.cors_origin),
     )
     return serve(config)
 
