@@ -72,3 +72,9 @@ def _raises_multiline(path: Path) -> object:
 def _allocates(path: Path) -> object:
     block = bytearray(160 * 2**20)  # touched: resident
     return len(block)
+
+
+def test_the_fallback_mutator_runs_where_atheris_is_missing(tmp_path):
+    result = runner.fuzz("config", 3, tmp_path / "artifacts", engine="mutator")
+    assert result.code == 0 and not result.crashes, result.output[-3000:]
+    assert result.executions > 10, result.output[-2000:]
