@@ -94,6 +94,7 @@ def fuzz(
 
 def _run(argv: list[str], name: str, timeout: float) -> Result:
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env.update(OMP_NUM_THREADS="1", MALLOC_ARENA_MAX="2")  # read at start: one thread, two arenas
     with tempfile.TemporaryFile() as output:
         process = subprocess.Popen(
             [sys.executable, *argv], stdin=subprocess.DEVNULL, stdout=output,

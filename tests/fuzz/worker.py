@@ -27,7 +27,6 @@ import traceback
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("MALLOC_ARENA_MAX", "2")
 
 import numpy  # noqa: E402, F401 - imported before the instrumented code, never instrumented
 import soundfile  # noqa: E402, F401
