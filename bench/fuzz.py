@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=30.0, help="in all (default: 30)")
     parser.add_argument("--harness", action="append", help="only these (repeatable)")
     parser.add_argument("--engine", choices=("atheris", "mutator"), default=None)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--artifacts", type=Path, default=ROOT / "out" / "fuzz")
     parser.add_argument("--keep-corpus", type=Path, default=None)
     parser.add_argument("--markdown", type=Path, default=None, help="write the table here too")

@@ -172,7 +172,7 @@ def load_audio(path: str | Path, sampling_rate: int | None = 22050) -> tuple[np.
     """
     path = _nonempty_file(path)
     try:
-        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        data, rate = _read_blocks(path)
     except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:
         raise AudioError(f"{path}: not a readable audio file ({error})") from None
     if data.shape[0] == 0:
@@ -192,6 +192,24 @@ def load_audio(path: str | Path, sampling_rate: int | None = 22050) -> tuple[np.
         audio = soxr.resample(audio, rate, sampling_rate, quality="HQ").astype(np.float32)
         rate = sampling_rate
     return np.ascontiguousarray(audio, dtype=np.float32), rate
+
+
+BLOCK_SAMPLES = 2**20  # what one read allocates at most (4 MiB of float32)
+
+
+def _read_blocks(path: Path) -> tuple[np.ndarray, int]:
+    """All the samples (frames, channels) as float32, and the rate, read block by block: memory
+    follows the audio the file really holds, not the frame count its header claims (soundfile's
+    ``read`` allocates that count first: 16 GiB for a 100-byte FLAC claiming 2^32 frames)."""
+    with soundfile.SoundFile(str(path)) as sound:
+        frames = max(1, BLOCK_SAMPLES // max(1, sound.channels))
+        blocks = []
+        while len(block := sound.read(frames, dtype="float32", always_2d=True)):
+            blocks.append(block)
+        rate, channels = sound.samplerate, sound.channels
+    if not blocks:
+        return np.zeros((0, max(1, channels)), dtype=np.float32), rate
+    return np.concatenate(blocks) if len(blocks) > 1 else blocks[0], rate
 
 
 def save_wav(path: str | Path, audio: np.ndarray | torch.Tensor, sampling_rate: int) -> None:

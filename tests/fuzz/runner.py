@@ -66,10 +66,12 @@ def fuzz(
     seconds: float,
     artifacts: Path,
     engine: str | None = None,
-    seed: int = 0,
+    seed: int = 1,
     keep_corpus: Path | None = None,
 ) -> Result:
     """Fuzz ``name`` for ``seconds`` from a copy of its corpus; crash files go to ``artifacts``.
+    ``seed`` fixes the fuzzer's choices (libFuzzer's 0 would mean "random"), so that a short
+    run repeats itself wherever the machine is about as fast.
 
     ``keep_corpus``: where the inputs the fuzzer found interesting are left (else discarded).
     """

@@ -71,3 +71,38 @@ def test_an_lzma_header_asking_for_a_4_gb_dictionary_is_not_decompressed(folder)
     data = crash("unpickler", "crash-lzma-dictionary-4gb.pt")
     message = outcome("unpickler", data, folder)
     assert "cannot be read as a checkpoint" in message and "MemoryError" not in message
+
+
+def test_a_flac_claiming_4g_frames_is_read_in_bounded_memory(folder):
+    """atheris, audio: a 100-byte FLAC whose STREAMINFO claims 4,294,903,965 frames made
+    ``soundfile.read`` allocate 16 GiB up front (a raw MemoryError); now read block by block."""
+    message = outcome("audio", crash("audio", "crash-flac-claims-4g-frames.flac"), folder)
+    assert "not a readable audio file" in message
+
+
+def test_long_audio_still_reads_whole_across_blocks(tmp_path):
+    import numpy as np
+    import soundfile
+
+    from waveglow.audio import BLOCK_SAMPLES, load_audio
+
+    wave = np.sin(np.arange(BLOCK_SAMPLES + 12345) / 7).astype(np.float32) * 0.5
+    path = tmp_path / "long.flac"
+    soundfile.write(path, np.stack([wave, wave], 1), 22050, subtype="PCM_16")
+    audio, rate = load_audio(path)
+    assert rate == 22050 and audio.shape == wave.shape
+    assert np.abs(audio - wave).max() < 1e-4
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="src/waveglow/config.py (not this branch's to edit) joins unknown keys as they are: "
+    "a key holding a newline makes a two-line error; the fix is repr() of each key",
+)
+def test_a_config_key_holding_a_newline_gives_a_one_line_error(folder):
+    """atheris, config: "lea\\ning_rate" in train_config. Kept in tests/fuzz/known/ (not
+    replayed by CI) until config.py quotes the keys; this test then passes and must lose its
+    xfail, and the file moves to tests/fuzz/corpus/config/."""
+    data = (CORPUS.parent / "known" / "config" / "crash-newline-in-unknown-key.json").read_bytes()
+    message = outcome("config", data, folder)
+    assert "unknown key(s) in train_config" in message
