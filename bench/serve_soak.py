@@ -174,7 +174,7 @@ def report(log: Log, warmup_s: float, window_s: float) -> dict:
     for _, kind, status, _ in log.requests:
         by_kind = statuses.setdefault(kind, {})
         by_kind[str(status)] = by_kind.get(str(status), 0) + 1
-    errors = [r for r in log.requests if r[2] >= 500 and not (r[2] == 503 and r[1] == "burst")]
+    errors = [r for r in log.requests if r[2] >= 500 and r[2] != 503]  # 503: queue full, by design
     late = [s for s in log.samples if s[0] >= warmup_s]
     whole = [
         (t, seconds)
@@ -192,6 +192,7 @@ def report(log: Log, warmup_s: float, window_s: float) -> dict:
         "requests": len(log.requests),
         "statuses": statuses,
         "server_errors_not_queue_full": len(errors),
+        "queue_full_503_outside_bursts": sum(1 for r in log.requests if r[2] == 503 and r[1] != "burst"),
         "queue_full_503": sum(1 for r in log.requests if r[2] == 503),
         "connection_failures": sum(1 for r in log.requests if r[2] == -1),
         "rss_mib_first_last_after_warmup": [round(late[0][1] / 2**20, 1), round(late[-1][1] / 2**20, 1)] if late else [],
