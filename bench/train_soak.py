@@ -10,6 +10,8 @@ writes and validation alike), until ``--kills`` kills; the last life runs to ``-
 every tensor of the final checkpoint (weights, optimizer state) and its step and epoch are
 compared with an uninterrupted run's: equal bit for bit, or the soak fails. The Python and NumPy
 RNG states stored in the checkpoint (not used by the training maths here) are compared and
+reported apart; the output folder in ``run_config`` differs by design. The Python and NumPy
+RNG states stored in the checkpoint (not used by the training maths here) are compared and
 reported apart; the output folder in ``run_config`` differs by design.
 """
 
@@ -168,12 +170,14 @@ def main(argv: list[str] | None = None) -> int:
             finish(config)
             lives += 1
             break
-    diff = differences(
+    every = differences(
         final_state(folder / "straight", args.steps), final_state(folder / "killed", args.steps)
     )
+    rng = sorted({d.split("[")[0] + d.split("]")[1].split("[")[0] for d in every if ".rng" in d})
+    diff = [d for d in every if ".rng" not in d and d != OUTPUT_DIRECTORY]
     result = {"machine": machine(), "kills": kills, "lives": lives, "steps": args.steps,
               "uninterrupted_s": round(straight_s, 1), "soak_s": round(time.monotonic() - started, 1),
-              "bit_identical": not diff, "differences": diff[:20]}  # fmt: skip
+              "bit_identical": not diff, "differences": diff[:20], "saved_rng_state_differences": rng}  # fmt: skip
     print(json.dumps(result, indent=1))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
