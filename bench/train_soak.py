@@ -10,8 +10,6 @@ writes and validation alike), until ``--kills`` kills; the last life runs to ``-
 every tensor of the final checkpoint (weights, optimizer state) and its step and epoch are
 compared with an uninterrupted run's: equal bit for bit, or the soak fails. The Python and NumPy
 RNG states stored in the checkpoint (not used by the training maths here) are compared and
-reported apart; the output folder in ``run_config`` differs by design. The Python and NumPy
-RNG states stored in the checkpoint (not used by the training maths here) are compared and
 reported apart; the output folder in ``run_config`` differs by design.
 """
 
