@@ -165,8 +165,9 @@ def main(argv: list[str] | None = None) -> int:
             raise RuntimeError(f"the run finished after {kills} kills: raise --steps")
         print(f"kill {kills} at step {last_step(folder / 'killed')}", flush=True)
         if kills >= args.kills:
-            finish(config)
-            lives += 1
+            if not (folder / "killed" / f"waveglow_{args.steps:08d}.pt").exists():
+                finish(config)  # else the last kill came after the last step's checkpoint
+                lives += 1
             break
     every = differences(
         final_state(folder / "straight", args.steps), final_state(folder / "killed", args.steps)

@@ -33,6 +33,6 @@ def test_checkpoint_comparison_can_fail():
 @pytest.mark.slow
 def test_killed_and_resumed_run_ends_bit_identical(tmp_path):
     soak = _soak_module()
-    assert soak.main(["--kills", "2", "--steps", "10", "--out", str(tmp_path)]) == 0
+    assert soak.main(["--kills", "2", "--steps", "16", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["kills"] == 2 and report["bit_identical"] and not report["differences"]
