@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -50,14 +51,24 @@ class Server:
             stderr=subprocess.STDOUT,
             text=True,
         )
+        # Drain the output as it comes: a full pipe would block the server's event loop on its
+        # next access-log line (hundreds of requests fill 64 KiB), and it would stop answering.
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._drain, daemon=True)
+        self.reader.start()
         self.client = httpx.Client(base_url=self.url, timeout=60.0)
         self._wait_ready(startup_s)
+
+    def _drain(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line)
 
     def _wait_ready(self, startup_s: float) -> None:
         deadline = time.monotonic() + startup_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited:\n{self.process.stdout.read()}")
+                self.reader.join(5)
+                raise RuntimeError(f"the server exited:\n{''.join(self.lines)}")
             try:
                 if self.client.get("/healthz").status_code == 200:
                     return
@@ -79,7 +90,8 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        return self.process.stdout.read()
+        self.reader.join(10)
+        return "".join(self.lines)
 
     def __enter__(self) -> Server:
         return self

@@ -180,3 +180,36 @@ def test_the_demo_page_synthesises_an_upload_in_chromium(server: Server, tmp_pat
         assert spread["drawn"] and spread["std"] > 10, (name, spread)
     screenshot = tmp_path / "demo-page.png"
     assert 10_000 < screenshot.stat().st_size < 500_000
+
+
+@pytest.mark.slow
+def test_the_demo_page_sends_the_api_key_it_is_given(tmp_path: Path):
+    """A keyed service: the browser opens the page with HTTP Basic credentials (as a person
+    would, from its prompt); the page sends the key it was given (#key=...) as X-API-Key."""
+    key = "page-test-key-0123456789"
+    key_file = tmp_path / "key"
+    key_file.write_text(key)
+    checkpoint = write_tiny_checkpoint(tmp_path / "tiny.pt")
+    sent: list[str | None] = []
+    with (
+        Server(checkpoint, "--api-key-file", str(key_file)) as keyed,
+        sync_api.sync_playwright() as playwright,
+    ):
+        assert keyed.client.get("/").status_code == 401
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            context = browser.new_context(http_credentials={"username": "me", "password": key})
+            page = context.new_page()
+            page.on(
+                "request",
+                lambda request: (
+                    sent.append(request.headers.get("x-api-key"))
+                    if request.url.endswith("/v1/info")
+                    else None
+                ),
+            )
+            page.goto(f"{keyed.url}/#key={key}")
+            sync_api.expect(page.locator("#model-name")).to_have_text("tiny.pt")
+        finally:
+            browser.close()
+    assert sent and sent[-1] == key, sent

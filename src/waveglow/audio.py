@@ -172,7 +172,7 @@ def load_audio(path: str | Path, sampling_rate: int | None = 22050) -> tuple[np.
     """
     path = _nonempty_file(path)
     try:
-        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        data, rate = _read_blocks(path)
     except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:
         raise AudioError(f"{path}: not a readable audio file ({error})") from None
     if data.shape[0] == 0:
@@ -192,6 +192,24 @@ def load_audio(path: str | Path, sampling_rate: int | None = 22050) -> tuple[np.
         audio = soxr.resample(audio, rate, sampling_rate, quality="HQ").astype(np.float32)
         rate = sampling_rate
     return np.ascontiguousarray(audio, dtype=np.float32), rate
+
+
+BLOCK_SAMPLES = 2**20  # what one read allocates at most (4 MiB of float32)
+
+
+def _read_blocks(path: Path) -> tuple[np.ndarray, int]:
+    """All the samples (frames, channels) as float32, and the rate, read block by block: memory
+    follows the audio the file really holds, not the frame count its header claims (soundfile's
+    ``read`` allocates that count first: 16 GiB for a 100-byte FLAC claiming 2^32 frames)."""
+    with soundfile.SoundFile(str(path)) as sound:
+        frames = max(1, BLOCK_SAMPLES // max(1, sound.channels))
+        blocks = []
+        while len(block := sound.read(frames, dtype="float32", always_2d=True)):
+            blocks.append(block)
+        rate, channels = sound.samplerate, sound.channels
+    if not blocks:
+        return np.zeros((0, max(1, channels)), dtype=np.float32), rate
+    return np.concatenate(blocks) if len(blocks) > 1 else blocks[0], rate
 
 
 def save_wav(path: str | Path, audio: np.ndarray | torch.Tensor, sampling_rate: int) -> None:
@@ -396,11 +414,26 @@ def _read_mel_file(path: Path) -> object:
     return read_torch_file(path)[0]
 
 
+NPY_VERSIONS = {(1, 0): 2, (2, 0): 4, (3, 0): 4}  # version -> bytes of the header length
+NPY_MAX_HEADER = 10000  # numpy's own limit on the header's length (np.load's max_header_size)
+
+
 def check_npy_size(path: str | Path) -> None:
     """Refuse a ``.npy`` file whose header declares more data than the file holds (numpy would
-    allocate all of it before finding out)."""
+    allocate all of it before finding out), or a header longer than the file or than numpy reads
+    (numpy would allocate the declared length before reading it)."""
     with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
         version = np.lib.format.read_magic(handle)
+        if version not in NPY_VERSIONS:
+            raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
+        width = NPY_VERSIONS[version]
+        header_length = int.from_bytes(handle.read(width), "little")
+        if header_length > min(NPY_MAX_HEADER, size - handle.tell()):
+            raise ValueError(
+                f"its header claims {header_length:,} bytes, the file holds {size:,} in all"
+            )
+        handle.seek(-width, os.SEEK_CUR)
         read_header = (
             np.lib.format.read_array_header_1_0
             if version == (1, 0)
@@ -408,7 +441,7 @@ def check_npy_size(path: str | Path) -> None:
         )
         shape, _, dtype = read_header(handle)
         declared = math.prod(shape) * dtype.itemsize
-        available = os.fstat(handle.fileno()).st_size - handle.tell()
+        available = size - handle.tell()
     if declared > available:
         raise ValueError(
             f"its header declares {declared:,} bytes of data, the file holds {available:,}"

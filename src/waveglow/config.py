@@ -409,7 +409,8 @@ def _from_mapping(cls: type[T], data: Any, where: str) -> T:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"unknown key(s) in {where}: {', '.join(unknown)}")
+        names = ", ".join(key if key.isprintable() else repr(key) for key in unknown)
+        raise ConfigError(f"unknown key(s) in {where}: {names}")
     values = {}
     hints = typing.get_type_hints(cls)
     for name, value in data.items():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import io
 import pickle
+import pickletools
 import tarfile
 import zipfile
 from collections import OrderedDict
@@ -88,8 +89,8 @@ def read_torch_file(path: str | Path) -> tuple[Any, bool]:
     with open(path, "rb") as handle:
         if zipfile.is_zipfile(handle):
             return _read_zip(handle), False
-        if tarfile.is_tarfile(path):
-            return _read_nemo_archive(path), False
+        if (mode := _tar_mode(handle)) is not None:
+            return _read_nemo_archive(path, mode), False
         handle.seek(0)
         return _read_legacy(handle), True
 
@@ -186,6 +187,11 @@ class _RestrictedUnpickler(pickle.Unpickler):
         super().__init__(handle, encoding="utf-8")
         self.allowed = {**_allowed_globals(), "_codecs.encode": self._latin1_bytes}
         self.storages = storages
+        self.handle = handle
+
+    def load(self) -> Any:
+        check_pickle(self.handle)
+        return super().load()
 
     def _latin1_bytes(self, text: Any, encoding: str = "utf-8") -> bytes:
         if not isinstance(text, str) or _codec_name(encoding) != "iso8859-1":
@@ -249,6 +255,51 @@ class _Storages:
                 self.fill(tensor, key)
             self.tensors[key] = tensor
         return self.tensors[key]
+
+
+class _BoundedReader:
+    """A file whose reads never ask for more than it holds: a pickle's declared lengths cannot
+    make :func:`check_pickle` allocate them."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self.handle = handle
+        self.end = _size(handle)
+
+    def left(self) -> int:
+        return self.end - self.handle.tell()
+
+    def tell(self) -> int:
+        return self.handle.tell()
+
+    def read(self, size: int = -1) -> bytes:
+        return self.handle.read(self.left() if size < 0 else min(size, self.left()))
+
+    def readline(self) -> bytes:
+        return self.handle.readline(self.left())
+
+
+_MEMO_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+
+
+def check_pickle(handle: IO[bytes]) -> None:
+    """Walk the pickle at ``handle``'s position (then seek back) and refuse, before unpickling,
+    what would make the unpickler allocate more than the file holds: a length (bytes, string,
+    frame) past the end of the file, a memo index beyond the objects so far (CPython's unpickler
+    sizes its memo by the index). A ValueError says which."""
+    start = handle.tell()
+    reader = _BoundedReader(handle)
+    memoised = 0
+    try:
+        for opcode, argument, position in pickletools.genops(reader):
+            if opcode.name == "FRAME" and argument > reader.left():
+                raise ValueError(f"a pickle frame of {argument:,} bytes at byte {position} is "
+                                 f"longer than the {reader.left():,} bytes left")  # fmt: skip
+            if opcode.name in _MEMO_PUTS and not 0 <= argument <= memoised:
+                raise ValueError(f"a pickle memo index {argument} at byte {position}, where "
+                                 f"{memoised} objects were memoised")  # fmt: skip
+            memoised += opcode.name in _MEMO_PUTS or opcode.name == "MEMOIZE"
+    finally:
+        handle.seek(start)
 
 
 def _codec_name(encoding: Any) -> str | None:
@@ -339,9 +390,22 @@ def _read_legacy(handle: IO[bytes]) -> Any:
     return payload
 
 
-def _read_nemo_archive(path: Path) -> Any:
+def _tar_mode(handle: IO[bytes]) -> str | None:
+    """How to open ``handle`` as a ``.nemo`` tar (NeMo writes them plain or gzipped), else None.
+
+    Not ``tarfile.is_tarfile``: it also tries xz/lzma, whose header names the dictionary size the
+    decompressor allocates (4 GiB from a 13-byte header)."""
+    handle.seek(0)
+    head = handle.read(512)
+    handle.seek(0)
+    if head[:2] == b"\x1f\x8b":
+        return "r:gz"
+    return "r:" if head[257:262] == b"ustar" else None
+
+
+def _read_nemo_archive(path: Path, mode: str = "r:") -> Any:
     """A ``.nemo`` file: a tar archive whose ``model_weights.ckpt`` is a torch state dict."""
-    with tarfile.open(path, "r:*") as archive:
+    with tarfile.open(path, mode) as archive:
         members = [
             member
             for member in archive.getmembers()

@@ -63,6 +63,24 @@ def add_serve_parser(subparsers: Subparsers) -> None:
     help = "WebSocket streams: the fewest final frames synthesized at once (default: 16)"
     add_count(parser, "--stream-min-frames", help, default=16)
     parser.add_argument(
+        "--api-key",
+        default=None,
+        metavar="KEY",
+        help="require this key on every endpoint but /healthz (Authorization: Bearer KEY, "
+        "X-API-Key or Basic); visible to other users in the process list: prefer "
+        "--api-key-file or $WAVEGLOW_API_KEY. Keep a TLS proxy in front of a reachable service",
+    )
+    parser.add_argument(
+        "--api-key-file", default=None, metavar="FILE", help="the key: the file's first line"
+    )
+    parser.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let pages of this origin call the service from a browser (repeatable; default: none)",
+    )
+    parser.add_argument(
         "--debug-batch-delay", type=non_negative, default=0.0, help=argparse.SUPPRESS
     )
 
@@ -71,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         from ..serve import ServeConfig, serve
         from ..serve.app import create_app  # noqa: F401 - fails early without the serve extra
+        from ..serve.auth import resolve_api_key
     except ImportError as missing:
         raise ValueError(
             f"serve needs the serve extra: pip install 'waveglow[serve]' ({missing})"
@@ -80,5 +99,7 @@ def run(args: argparse.Namespace) -> int:
         **passed_on(args, *SAME_AS_CONFIG),
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
         batch_delay_s=args.debug_batch_delay,
+        api_key=resolve_api_key(args.api_key, args.api_key_file),
+        cors_origins=tuple(args.cors_origin),
     )
     return serve(config)

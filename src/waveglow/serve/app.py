@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import re
 import signal
 import struct
@@ -23,12 +24,14 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import StreamingResponse
 
 from .. import __version__
 from ..chunked import _pcm16
 from ..model import WaveGlow
 from ..noise import draw_seed
+from .auth import ApiKeyMiddleware, resolve_api_key
 from .config import ServeConfig
 from .conversion import CONVERSION_FIELDS, conversion_from_fields, converted_mel
 from .engine import Engine, Job, QueueFullError
@@ -277,7 +280,24 @@ def create_app(config: ServeConfig, model: WaveGlow | None = None) -> FastAPI:
     _add_audio_routes(app, service)
     _add_info_routes(app, service)
     add_stream_route(app, service)
+    _add_access_control(app, config)
     return app
+
+
+def _add_access_control(app: FastAPI, config: ServeConfig) -> None:
+    """The API key check, and CORS outside it (preflights carry no key) when origins are given."""
+    if config.api_key is not None:
+        app.add_middleware(ApiKeyMiddleware, key=config.api_key)
+    if config.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+            expose_headers=["X-Seed"],
+        )
 
 
 def _add_error_handlers(app: FastAPI, service: Service) -> None:
@@ -286,6 +306,16 @@ def _add_error_handlers(app: FastAPI, service: Service) -> None:
         kind = "too_large" if error.status == 413 else "bad_input"
         service.count(request.url.path, error.status, kind)
         return PlainTextResponse(f"{error}\n", error.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        """Starlette's own refusals (a malformed form upload, an unknown path or method) as the
+        documented one-line text, not FastAPI's JSON."""
+        if error.status_code < 400:
+            return Response(status_code=error.status_code, headers=error.headers)
+        if error.status_code == 400:
+            service.count(request.url.path, 400, "bad_input")
+        return PlainTextResponse(f"{error.detail}\n", error.status_code, headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(
@@ -419,8 +449,14 @@ def run(config: ServeConfig) -> int:
 
     from .drain import DrainingServer
 
+    if config.api_key is None and (key := resolve_api_key()) is not None:
+        config = dataclasses.replace(config, api_key=key)  # $WAVEGLOW_API_KEY
     app = create_app(config)
-    print(f"waveglow serve: {config.checkpoint} on http://{config.host}:{config.port}", flush=True)
+    access = "API key required" if config.api_key else "no API key (open to whoever reaches it)"
+    print(
+        f"waveglow serve: {config.checkpoint} on http://{config.host}:{config.port} ({access})",
+        flush=True,
+    )
     server_config = uvicorn.Config(
         app, host=config.host, port=config.port, log_level=config.log_level,
         timeout_graceful_shutdown=None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DEFAULT_CHUNK_FRAMES = 128  # ~1.5 s at hop 256: the time to the first streamed audio
 
@@ -15,6 +15,8 @@ class ServeConfig:
     synthesized in these chunks (:meth:`waveglow.model.WaveGlow.chunk_windows`), so a streamed response
     is the non-streamed one byte for byte. ``threads=1`` makes a batched request bit-exact with
     the same request alone (see :mod:`waveglow.serve.engine`). ``batch_delay_s`` slows every batch down (tests only).
+    ``api_key``: every endpoint but ``/healthz`` needs it (see :mod:`waveglow.serve.auth`; None: open).
+    ``cors_origins``: the origins whose pages may call the service from a browser (none: CORS off).
     """
 
     checkpoint: str
@@ -32,6 +34,8 @@ class ServeConfig:
     batch_delay_s: float = 0.0
     log_level: str = "info"
     stream_min_frames: int = 16  # GET /v1/stream: the fewest frames synthesized at once
+    api_key: str | None = field(default=None, repr=False)
+    cors_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("max_batch", "queue", "max_body_bytes", "chunk_frames"):
@@ -43,3 +47,7 @@ class ServeConfig:
             raise ValueError(f"threads must be >= 0, got {self.threads}")
         if self.batch_wait_s < 0 or self.batch_delay_s < 0:
             raise ValueError("batch_wait_s and batch_delay_s must be >= 0")
+        if self.api_key is not None:
+            from .auth import check_key
+
+            check_key(self.api_key, "api_key")
