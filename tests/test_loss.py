@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -17,7 +18,7 @@ import waveglow
 from conftest import TINY, TINY_DATA, make_tiny, random_mel
 from corpus import harmonic_clip, make_folder_corpus, tiny_config
 from waveglow.audio import save_wav
-from waveglow.config import Config, ConfigError, TrainConfig
+from waveglow.config import Config, ConfigError, TrainConfig, WNConfig
 from waveglow.loss import SpectralLoss, nll_loss
 from waveglow.train import loop as train_loop
 from waveglow.train import train
@@ -206,11 +207,20 @@ def test_spectral_every_n_adds_the_term_on_every_nth_step(corpus, tmp_path):
 
 @pytest.mark.slow
 def test_the_spectral_distance_falls_faster_with_the_term(tmp_path):
-    corpus = tmp_path / "noisy"  # tones in a little white noise: no silent bands to dominate
+    """A tiny flow with a small post-filter (WG-WaveNet's layout) on tones in a little white
+    noise (no silent bands to dominate the log magnitudes), 40 steps with and without the term.
+
+    Measured on 4 seeds: the held-out distance falls to 0.50-0.63 of the likelihood-only run's
+    with the term. The tiny flow alone gains within seed noise at this scale (0.94-1.03 of it
+    over the same seeds), so the flow is not the arm asserted here; its gradient is tested above.
+    """
+    corpus = tmp_path / "noisy"
     for index in range(12):
         clip = harmonic_clip(index)
         noise = np.random.default_rng(index).standard_normal(len(clip)).astype(np.float32)
         write_wav(corpus / f"clip_{index:03d}.wav", clip + 0.02 * noise)
+    postfilter = WNConfig(n_layers=3, n_channels=8, kernel_size=3, dilation_base=3)
+    model_config = dataclasses.replace(TINY, postfilter_config=postfilter)
     fields = {
         "max_iters": 40,
         "learning_rate": 1e-2,
@@ -221,10 +231,12 @@ def test_the_spectral_distance_falls_faster_with_the_term(tmp_path):
     distances = {}
     for name, weight in (("likelihood", 0.0), ("spectral", 1.0)):
         output = tmp_path / name
-        train(_config(corpus, output, spectral_loss_weight=weight, **fields), progress_bar=False)
+        config = tiny_config(
+            model_config, TINY_DATA, corpus, output, spectral_loss_weight=weight, **fields
+        )
+        train(config, progress_bar=False)
         distances[name] = np.mean([e["validation_spectral"] for e in _log(output, "validation")])
-    # measured 3.16 against 3.32 (4.3 untrained): a tiny flow shapes white noise slowly
-    assert distances["spectral"] < distances["likelihood"] * 0.97, distances
+    assert distances["spectral"] < distances["likelihood"] * 0.8, distances
 
 
 @pytest.mark.slow
