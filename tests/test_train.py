@@ -150,6 +150,15 @@ def test_resume_continues_exactly(corpus, tmp_path):
     assert _log(tmp_path / "b", "start")[-1]["step"] == 3
     for name, tensor in straight.model.state_dict().items():
         assert torch.equal(resumed.model.state_dict()[name], tensor), name
+    # the global RNGs saved at the end continue the uninterrupted run's too (iter(loader) once
+    # drew its workers' seed from the global torch RNG after the resume had set it)
+    saved = [
+        torch.load(checkpoints_in(tmp_path / run)[-1], weights_only=True)["training"]["rng"][0]
+        for run in ("a", "b")
+    ]
+    assert torch.equal(saved[0]["torch"], saved[1]["torch"])
+    assert torch.equal(saved[0]["numpy"]["keys"], saved[1]["numpy"]["keys"])
+    assert saved[0]["python"] == saved[1]["python"]
 
 
 def test_resume_applies_a_changed_learning_rate(corpus, tmp_path):

@@ -113,6 +113,7 @@ def run_loop(trainer: Trainer, stop: StopRequest) -> str | None:
     while not _finished(trainer) and stopped_by is None:
         progress = trainer.progress
         trainer.sampler.set_epoch(progress.epoch, progress.batch_in_epoch * config.batch_size)
+        trainer.loader.generator.manual_seed(config.seed + progress.epoch)
         pending: list[Batch] = []
         with _batches(trainer.loader) as batches:
             for batch in batches:

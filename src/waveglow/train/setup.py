@@ -5,10 +5,12 @@ any checkpoint, or resumed), optimizer, data, loader and logger, and the run fol
 from __future__ import annotations
 
 import json
+import random
 import signal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -105,8 +107,15 @@ def setup(
 def _build_model(
     config: Config, init_from: str | Path | None, device: torch.device
 ) -> tuple[WaveGlow, Config]:
-    """A fresh model (seeded), or one warm-started from ``init_from`` with that file's architecture."""
-    torch.manual_seed(config.train_config.seed)
+    """A fresh model (seeded), or one warm-started from ``init_from`` with that file's architecture.
+
+    Python's and NumPy's global generators are seeded too (nothing in training draws from them,
+    but a checkpoint saves them: a resumed run's must continue the uninterrupted run's, not each
+    process's own random start)."""
+    seed = config.train_config.seed
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
     if init_from is not None:
         model, config = warm_start(init_from, config)
     else:
@@ -185,6 +194,9 @@ def _loader(
         drop_last=True,
         pin_memory=distributed.device.type == "cuda",
         worker_init_fn=_ignore_signals if workers else None,
+        # iter(loader) draws the workers' base seed from this generator (reseeded every epoch
+        # by the loop), not from the global torch RNG that a checkpoint saves and a resume sets
+        generator=torch.Generator(),
     )
 
 
