@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from corpus import make_folder_corpus
 from waveglow import DataConfig, WaveGlow, WaveGlowConfig, WNConfig, save
 
 # NVIDIA/waveglow's published config.json, key for key.
@@ -118,6 +119,12 @@ def librosa_stft(audio: np.ndarray, config: DataConfig = TINY_DATA) -> np.ndarra
         center=True,
         pad_mode="reflect",
     )
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """A folder of 12 tiny clips for training runs, shared by a test module."""
+    return make_folder_corpus(tmp_path_factory.mktemp("corpus"), count=12)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +61,9 @@ def tiny_config(
         data_config=data,
         train_config=TrainConfig(**{**defaults, **train}),
     )
+
+
+def run_log(output: Path, event: str) -> list[dict]:
+    """The entries of ``event`` in a training run's ``log.jsonl``."""
+    lines = (output / "log.jsonl").read_text().splitlines()
+    return [entry for entry in map(json.loads, lines) if entry["event"] == event]

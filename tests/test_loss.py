@@ -16,7 +16,7 @@ import torch
 
 import waveglow
 from conftest import TINY, TINY_DATA, make_tiny, random_mel
-from corpus import harmonic_clip, make_folder_corpus, tiny_config
+from corpus import harmonic_clip, run_log, tiny_config
 from waveglow.audio import save_wav
 from waveglow.config import Config, ConfigError, TrainConfig, WNConfig
 from waveglow.loss import SpectralLoss, nll_loss
@@ -31,18 +31,8 @@ def write_wav(path: Path, audio: np.ndarray) -> None:
     save_wav(path, audio, 22050)
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    return make_folder_corpus(tmp_path_factory.mktemp("corpus"), count=12)
-
-
 def _config(corpus: Path, output: Path, **train_fields) -> Config:
     return tiny_config(TINY, TINY_DATA, corpus, output, **train_fields)
-
-
-def _log(output: Path, event: str) -> list[dict]:
-    lines = (output / "log.jsonl").read_text().splitlines()
-    return [entry for entry in map(json.loads, lines) if entry["event"] == event]
 
 
 # ---------------------------------------------------------------------------- the likelihood
@@ -151,29 +141,21 @@ def test_weight_zero_is_exactly_maximum_likelihood(corpus, tmp_path):
         ),
         progress_bar=False,
     )
-    on = train(
-        _config(
-            corpus,
-            tmp_path / "on",
-            spectral_loss_weight=1.0,
-            spectral_fft_sizes=SMALL_FFTS,
-            **fields,
-        ),
-        progress_bar=False,
-    )
+    on_fields = {"spectral_loss_weight": 1.0, "spectral_fft_sizes": SMALL_FFTS, **fields}
+    on = train(_config(corpus, tmp_path / "on", **on_fields), progress_bar=False)
     for name, tensor in plain.model.state_dict().items():
         assert torch.equal(off.model.state_dict()[name], tensor), name
     assert any(
         not torch.equal(on.model.state_dict()[name], tensor)
         for name, tensor in plain.model.state_dict().items()
     )
-    steps = {run: _log(tmp_path / run, "step") for run in ("plain", "off", "on")}
+    steps = {run: run_log(tmp_path / run, "step") for run in ("plain", "off", "on")}
     assert [e["loss"] for e in steps["plain"]] == [e["loss"] for e in steps["off"]]
     assert all("spectral_loss" not in e for e in steps["off"])
     assert all(e["spectral_loss"] > 0 for e in steps["on"])
     assert steps["on"][0]["loss"] == steps["plain"][0]["loss"]  # the NLL is logged apart
     for run in ("off", "on"):  # validation reports the held-out distance beside the NLL
-        (validation,) = _log(tmp_path / run, "validation")
+        (validation,) = run_log(tmp_path / run, "validation")
         assert validation["validation_spectral"] > 0
 
 
@@ -190,19 +172,12 @@ def test_spectral_every_n_adds_the_term_on_every_nth_step(corpus, tmp_path):
     ]
     assert not any(train_loop.with_spectral_term(TrainConfig(), step) for step in range(4))
     output = tmp_path / "run"
-    train(
-        _config(
-            corpus,
-            output,
-            max_iters=6,
-            iters_per_log=3,
-            spectral_loss_weight=1.0,
-            spectral_every=3,
-            spectral_fft_sizes=SMALL_FFTS,
-        ),
-        progress_bar=False,
+    fields = {"max_iters": 6, "iters_per_log": 3, "spectral_every": 3}
+    config = _config(
+        corpus, output, spectral_loss_weight=1.0, spectral_fft_sizes=SMALL_FFTS, **fields
     )
-    assert all(math.isfinite(e["spectral_loss"]) for e in _log(output, "step"))
+    train(config, progress_bar=False)
+    assert all(math.isfinite(e["spectral_loss"]) for e in run_log(output, "step"))
 
 
 @pytest.mark.slow
@@ -235,7 +210,7 @@ def test_the_spectral_distance_falls_faster_with_the_term(tmp_path):
             model_config, TINY_DATA, corpus, output, spectral_loss_weight=weight, **fields
         )
         train(config, progress_bar=False)
-        distances[name] = np.mean([e["validation_spectral"] for e in _log(output, "validation")])
+        distances[name] = np.mean([e["validation_spectral"] for e in run_log(output, "validation")])
     assert distances["spectral"] < distances["likelihood"] * 0.8, distances
 
 
@@ -257,7 +232,7 @@ def test_resume_with_the_spectral_term_is_exact(corpus, tmp_path):
     assert resumed.step == straight.step == 7
     for name, tensor in straight.model.state_dict().items():
         assert torch.equal(resumed.model.state_dict()[name], tensor), name
-    straight_log, resumed_log = (_log(tmp_path / run, "step") for run in ("a", "b"))
+    straight_log, resumed_log = (run_log(tmp_path / run, "step") for run in ("a", "b"))
     assert [e.get("spectral_loss") for e in straight_log] == [
         e.get("spectral_loss") for e in resumed_log
     ]
@@ -288,7 +263,7 @@ def test_a_non_finite_spectral_term_skips_the_step_like_a_non_finite_nll(
         progress_bar=False,
     )
     assert result.skipped_steps == 1
-    steps = _log(tmp_path / "run", "step")
+    steps = run_log(tmp_path / "run", "step")
     assert [e["skipped_steps"] for e in steps] == [0, 1, 1, 1]
     assert math.isnan(steps[1]["loss"]) and math.isnan(steps[1]["spectral_loss"])
     assert all(bool(torch.isfinite(p).all()) for p in result.model.parameters())
@@ -328,8 +303,8 @@ def test_two_process_gloo_run_with_the_spectral_term_keeps_ranks_in_agreement(co
     environment = {**os.environ, "PYTHONPATH": source, "OMP_NUM_THREADS": "1"}
     finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=180)
     assert finished.returncode == 0, finished.stdout + finished.stderr
-    assert [e["ranks_agree"] for e in _log(tmp_path / "ddp", "checkpoint")] == [True]
-    assert all(math.isfinite(e["spectral_loss"]) for e in _log(tmp_path / "ddp", "step"))
+    assert [e["ranks_agree"] for e in run_log(tmp_path / "ddp", "checkpoint")] == [True]
+    assert all(math.isfinite(e["spectral_loss"]) for e in run_log(tmp_path / "ddp", "step"))
     waveglow.load(tmp_path / "ddp" / "waveglow_00000003.pt")
 
 

@@ -19,7 +19,7 @@ import torch
 
 import waveglow
 from conftest import NVIDIA_CONFIG, TINY, TINY_DATA, make_tiny
-from corpus import make_folder_corpus, tiny_config
+from corpus import run_log, tiny_config
 from waveglow.config import Config, ConfigError, TrainConfig, load_config
 from waveglow.train import (
     TrainingError,
@@ -33,18 +33,8 @@ from waveglow.train import (
 from waveglow.train import loop as train_loop
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    return make_folder_corpus(tmp_path_factory.mktemp("corpus"), count=12)
-
-
 def _config(corpus: Path, output: Path, **train_fields) -> Config:
     return tiny_config(TINY, TINY_DATA, corpus, output, **train_fields)
-
-
-def _log(output: Path, event: str) -> list[dict]:
-    lines = (output / "log.jsonl").read_text().splitlines()
-    return [entry for entry in map(json.loads, lines) if entry["event"] == event]
 
 
 def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -66,12 +56,12 @@ def test_nvidia_config_json_loads_as_is(tmp_path):
 def test_loss_falls_and_validation_is_reported(corpus, tmp_path):
     output = tmp_path / "run"
     result = train(_config(corpus, output, max_iters=40, keep_checkpoints=2), progress_bar=False)
-    losses = [entry["loss"] for entry in _log(output, "step")]
+    losses = [entry["loss"] for entry in run_log(output, "step")]
     assert len(losses) == 40 and all(math.isfinite(loss) for loss in losses)
-    cpu_seconds = [entry["cpu_seconds"] for entry in _log(output, "step")]
+    cpu_seconds = [entry["cpu_seconds"] for entry in run_log(output, "step")]
     assert 0 < cpu_seconds[0] < cpu_seconds[-1]
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.3
-    validations = _log(output, "validation")
+    validations = run_log(output, "validation")
     assert [entry["step"] for entry in validations] == [10, 20, 30, 40]
     assert validations[-1]["validation_loss"] < validations[0]["validation_loss"]
     assert result.validation_loss == validations[-1]["validation_loss"]
@@ -119,7 +109,7 @@ def test_mixed_precision_keeps_flow_bookkeeping_in_fp32(
         corpus, output, max_iters=12, precision=precision, wn_implementation=implementation
     )
     result = train(config, progress_bar=False)
-    losses = [entry["loss"] for entry in _log(output, "step")]
+    losses = [entry["loss"] for entry in run_log(output, "step")]
     assert result.skipped_steps == 0 and losses[-1] < losses[0]
 
 
@@ -129,7 +119,7 @@ def test_gemm_and_convolution_wn_train_alike_in_fp32(corpus, tmp_path):
         output = tmp_path / implementation
         config = _config(corpus, output, max_iters=6, wn_implementation=implementation)
         runs[implementation] = train(config, progress_bar=False)
-        runs[implementation].losses = [entry["loss"] for entry in _log(output, "step")]
+        runs[implementation].losses = [entry["loss"] for entry in run_log(output, "step")]
     assert runs["gemm"].losses == pytest.approx(runs["conv"].losses, rel=1e-4, abs=1e-5)
     for name, tensor in runs["gemm"].model.state_dict().items():
         torch.testing.assert_close(
@@ -147,7 +137,7 @@ def test_resume_continues_exactly(corpus, tmp_path):
         _config(corpus, tmp_path / "b", max_iters=7, **fields), resume=True, progress_bar=False
     )
     assert resumed.step == straight.step == 7 and resumed.epoch == straight.epoch
-    assert _log(tmp_path / "b", "start")[-1]["step"] == 3
+    assert run_log(tmp_path / "b", "start")[-1]["step"] == 3
     for name, tensor in straight.model.state_dict().items():
         assert torch.equal(resumed.model.state_dict()[name], tensor), name
     # the global RNGs saved at the end continue the uninterrupted run's too (iter(loader) once
@@ -170,16 +160,16 @@ def test_resume_applies_a_changed_learning_rate(corpus, tmp_path):
         resume=True,
         progress_bar=False,
     )
-    assert not _log(output, "note")
+    assert not run_log(output, "note")
     lowered = train(
         _config(corpus, output, max_iters=4, learning_rate=2.5e-4, **fields),
         resume=True,
         progress_bar=False,
     )
     assert same.step == 3 and lowered.step == 4
-    (note,) = _log(output, "note")
+    (note,) = run_log(output, "note")
     assert note["step"] == 3 and "0.001" in note["message"] and "0.00025" in note["message"]
-    rates = {entry["step"]: entry["learning_rate"] for entry in _log(output, "step")}
+    rates = {entry["step"]: entry["learning_rate"] for entry in run_log(output, "step")}
     assert rates[3] == 1e-3 and rates[4] == 2.5e-4
 
 
@@ -190,9 +180,9 @@ def test_learning_rate_schedule_steps_down_and_survives_a_resume(corpus, tmp_pat
     fields = {"iters_per_checkpoint": 3, **schedule}
     train(_config(corpus, output, max_iters=3, **fields), progress_bar=False)
     train(_config(corpus, output, max_iters=5, **fields), resume=True, progress_bar=False)
-    rates = [entry["learning_rate"] for entry in _log(output, "step")]
+    rates = [entry["learning_rate"] for entry in run_log(output, "step")]
     assert rates == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4], rel=1e-12)
-    assert not _log(output, "note")  # same config: the resume changed nothing
+    assert not run_log(output, "note")  # same config: the resume changed nothing
     with pytest.raises(ConfigError, match="lr_decay"):
         TrainConfig(lr_decay=0)
 
@@ -208,7 +198,7 @@ def test_gradient_accumulation_equals_the_large_batch(corpus, tmp_path):
         torch.testing.assert_close(
             accumulated.model.state_dict()[name], tensor, rtol=1e-4, atol=1e-5
         )
-    losses = [[e["loss"] for e in _log(tmp_path / run, "step")] for run in ("a", "b")]
+    losses = [[e["loss"] for e in run_log(tmp_path / run, "step")] for run in ("a", "b")]
     assert losses[0] == pytest.approx(losses[1], rel=1e-4)
 
 
@@ -237,7 +227,7 @@ def test_warm_start_from_bare_state_dict_and_our_files(corpus, tmp_path):
     audio, mel = 0.1 * torch.randn(1, 256), torch.randn(1, 8, 17)
     torch.testing.assert_close(model(mel, audio), source(mel, audio), rtol=1e-4, atol=1e-4)
     result = train(config, init_from=bare, progress_bar=False)
-    assert _log(tmp_path / "run", "start")[0]["init_from"] == str(bare)
+    assert run_log(tmp_path / "run", "start")[0]["init_from"] == str(bare)
     payload = torch.load(result.last_checkpoint, weights_only=True)
     assert int(next(iter(payload["training"]["optimizer"]["state"].values()))["step"]) == 2
 
@@ -252,7 +242,7 @@ def test_warm_start_from_nvidia_official_pickle(corpus, tmp_path, monkeypatch):
     assert warm_config.waveglow_config == source.config
     assert_same_model(source, model.eval())
     train(config, init_from=path, progress_bar=False)
-    assert _log(tmp_path / "run", "start")[0]["init_from"] == str(path)
+    assert run_log(tmp_path / "run", "start")[0]["init_from"] == str(path)
 
 
 def test_nvidia_checkpoint_path_warm_starts(corpus, tmp_path):
@@ -260,7 +250,7 @@ def test_nvidia_checkpoint_path_warm_starts(corpus, tmp_path):
     torch.save(make_tiny(seed=5).state_dict(), bare)
     config = _config(corpus, tmp_path / "run", max_iters=1, checkpoint_path=str(bare))
     train(config, progress_bar=False)
-    assert _log(tmp_path / "run", "start")[0]["init_from"] == str(bare)
+    assert run_log(tmp_path / "run", "start")[0]["init_from"] == str(bare)
 
 
 # ---------------------------------------------------------------------------- guards
@@ -294,7 +284,7 @@ def test_non_finite_steps_are_skipped_and_counted(corpus, tmp_path, poison):
     config = _config(corpus, tmp_path / "run2", max_iters=6, iters_per_validation=100)
     poisoned = train(config, progress_bar=False)
     assert poisoned.skipped_steps == 2 and clean.skipped_steps == 0
-    steps = _log(tmp_path / "run2", "step")
+    steps = run_log(tmp_path / "run2", "step")
     assert [entry["skipped_steps"] for entry in steps] == [0, 0, 1, 2, 2, 2]
     assert all(math.isfinite(entry["loss"]) for entry in steps[4:])
     changed = [
@@ -312,7 +302,7 @@ def test_consecutive_bad_steps_roll_back_and_stop(corpus, tmp_path, poison):
     with pytest.raises(TrainingError, match="3 consecutive steps.*rolled back to .*00000004"):
         train(config, progress_bar=False)
     assert [p.name for p in checkpoints_in(tmp_path / "run")] == ["waveglow_00000004.pt"]
-    assert _log(tmp_path / "run", "diverged")[0]["step"] == 7
+    assert run_log(tmp_path / "run", "diverged")[0]["step"] == 7
 
 
 def test_gradient_clipping_bounds_the_norm(corpus, tmp_path):
@@ -339,7 +329,7 @@ def test_corrupt_files_do_not_stop_training(corpus, tmp_path):
     )
     result = train(config, progress_bar=False)
     assert result.step == 8
-    reported = [entry["problem"] for entry in _log(tmp_path / "run", "bad_file")]
+    reported = [entry["problem"] for entry in run_log(tmp_path / "run", "bad_file")]
     assert len(reported) == 2 and len(set(reported)) == 2  # each reported once
     assert any("zz_corrupt.wav" in p for p in reported) and any("zz_empty" in p for p in reported)
 
@@ -374,7 +364,7 @@ def _wait_for_step(output: Path, step: int, process: subprocess.Popen, limit: fl
     while time.monotonic() < deadline:
         assert process.poll() is None, process.stdout.read()
         log = output / "log.jsonl"
-        if log.exists() and any(e["step"] >= step for e in _log(output, "step")):
+        if log.exists() and any(e["step"] >= step for e in run_log(output, "step")):
             return
         time.sleep(0.05)
     process.kill()
@@ -398,7 +388,7 @@ def test_kill_9_then_resume_loses_at_most_one_interval(corpus, tmp_path):
     output, config, process = _run_to_step(corpus, tmp_path, 10, iters_per_checkpoint=4)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    reached = max(entry["step"] for entry in _log(output, "step"))
+    reached = max(entry["step"] for entry in run_log(output, "step"))
     last = checkpoints_in(output)[-1]
     saved_step = int(last.stem.split("_")[1])
     assert reached - saved_step < 4 + 1  # at most one interval (plus the step in flight)
@@ -409,7 +399,7 @@ def test_kill_9_then_resume_loses_at_most_one_interval(corpus, tmp_path):
     output_text, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output_text
     assert f"trained to step {saved_step + 2};" in output_text
-    assert _log(output, "start")[-1]["resumed_from"] == str(last)
+    assert run_log(output, "start")[-1]["resumed_from"] == str(last)
     assert not list(output.glob(".*.tmp"))  # a killed write's leftovers are cleared
 
 
@@ -418,7 +408,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(corpus, tmp_path):
     output, _, process = _run_to_step(corpus, tmp_path, 3, iters_per_checkpoint=1000)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 0, process.stdout.read()
-    stop = _log(output, "stop")[-1]
+    stop = run_log(output, "stop")[-1]
     assert stop["stopped_by"] == "SIGTERM"
     assert checkpoints_in(output)[-1].name == f"waveglow_{stop['step']:08d}.pt"
 
@@ -434,9 +424,9 @@ def test_two_process_gloo_run_matches_one_process(corpus, tmp_path):
     output, _ = process.communicate(timeout=120)
     assert process.returncode == 0, output
     assert output.count("trained to step 4;") == 1  # rank 0 alone reports
-    assert _log(tmp_path / "ddp", "start")[0]["world_size"] == 2
-    assert len(_log(tmp_path / "ddp", "start")) == 1  # rank 0 alone logs
-    assert [e["ranks_agree"] for e in _log(tmp_path / "ddp", "checkpoint")] == [True]
+    assert run_log(tmp_path / "ddp", "start")[0]["world_size"] == 2
+    assert len(run_log(tmp_path / "ddp", "start")) == 1  # rank 0 alone logs
+    assert [e["ranks_agree"] for e in run_log(tmp_path / "ddp", "checkpoint")] == [True]
     ddp = waveglow.load(tmp_path / "ddp" / "waveglow_00000004.pt", weight_norm=True)
     for name, tensor in ddp.state_dict().items():
         torch.testing.assert_close(tensor, single.model.state_dict()[name], rtol=1e-4, atol=1e-5)
@@ -456,7 +446,7 @@ def test_cli_train_flags_and_overrides(corpus, tmp_path, capsys):
     assert written["train_config"]["seed"] == 3 and written["train_config"]["max_iters"] == 2
     assert "trained to step 2;" in capsys.readouterr().out
     assert main(["train", "-o", str(output), "--resume", "--max-iters", "3", "-q"]) == 0
-    assert _log(output, "start")[-1]["step"] == 2
+    assert run_log(output, "start")[-1]["step"] == 2
     assert main([*common, "--set", "train.no_such_key=1"]) == 1
     assert "unknown key 'no_such_key'" in capsys.readouterr().err
     assert main([*common, "--resume", "-o", str(tmp_path / "fresh")]) == 1

@@ -10,7 +10,6 @@ connection closes before the announced length). Errors are ``text/plain``, one l
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import re
 import signal
@@ -34,7 +33,7 @@ from ..noise import draw_seed
 from .auth import ApiKeyMiddleware, resolve_api_key
 from .config import ServeConfig
 from .conversion import CONVERSION_FIELDS, conversion_from_fields, converted_mel
-from .engine import Engine, Job, QueueFullError
+from .engine import Engine, Job, QueueFullError, queue_and_sink
 from .inputs import (
     InputError,
     Options,
@@ -167,12 +166,7 @@ class Service:
     ) -> Response:
         started = time.perf_counter()
         seed = draw_seed() if options.seed is None else options.seed
-        loop = asyncio.get_running_loop()
-        outputs: asyncio.Queue = asyncio.Queue()
-
-        def sink(item: object) -> None:
-            with contextlib.suppress(RuntimeError):  # the event loop is gone: nobody listens
-                loop.call_soon_threadsafe(outputs.put_nowait, item)
+        outputs, sink = queue_and_sink()
 
         job = Job(mel, seed, options.sigma, options.denoise, options.stream, sink)
         try:

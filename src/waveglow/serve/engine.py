@@ -17,6 +17,8 @@ the next step and frees its queue slot. ``stop()`` lets the active jobs finish f
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +39,19 @@ Sink = Callable[[object], None]  # receives PCM bytes, then None (done) or an Ex
 
 class QueueFullError(Exception):
     """The service holds ``queue`` requests already."""
+
+
+def queue_and_sink() -> tuple[asyncio.Queue, Callable[[object], None]]:
+    """A queue of the running event loop and the sink through which the worker thread puts a
+    job's outputs into it (dropped once the loop is gone: nobody listens)."""
+    loop = asyncio.get_running_loop()
+    outputs: asyncio.Queue = asyncio.Queue()
+
+    def sink(item: object) -> None:
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(outputs.put_nowait, item)
+
+    return outputs, sink
 
 
 @dataclass(eq=False)

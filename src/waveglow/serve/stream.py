@@ -33,7 +33,7 @@ from ..noise import draw_seed
 from ..sizes import context_frames
 from ..streaming import StreamPlan, right_context
 from .drain import install_gate
-from .engine import Job, QueueFullError
+from .engine import Job, QueueFullError, queue_and_sink
 from .inputs import InputError, parse_options
 
 ENDPOINT = "/v1/stream"
@@ -105,12 +105,7 @@ async def run_stream(service, websocket: WebSocket) -> None:  # noqa: ANN001
         await _fail(websocket, service, StreamError(str(error)), "bad_input")
         return
     seed = draw_seed() if options.seed is None else options.seed
-    loop = asyncio.get_running_loop()
-    outputs: asyncio.Queue = asyncio.Queue()
-
-    def sink(item: object) -> None:
-        with contextlib.suppress(RuntimeError):  # the event loop is gone: nobody listens
-            loop.call_soon_threadsafe(outputs.put_nowait, item)
+    outputs, sink = queue_and_sink()
 
     bins = model.config.n_mel_channels
     job = Job(torch.zeros(bins, 0), seed, options.sigma, 0.0, True, sink, window_mels=[])
