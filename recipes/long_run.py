@@ -329,7 +329,7 @@ def training_facts(recipe: Path, run: Path, step: int) -> dict[str, Any]:
         r for r in read_json(recipe / PROGRESS, {}).get("evaluations", []) if r["step"] == step
     ]
     facts = {
-        "recipe": f"recipes/{recipe.name}",
+        "recipe": _in_repository(recipe),
         "steps": step,
         "cpu_hours": round(cpu_hours_at(run, step), 2),
         "data": CORPUS,
@@ -341,6 +341,8 @@ def training_facts(recipe: Path, run: Path, step: int) -> dict[str, Any]:
         "learning_rate": f"{train['learning_rate']} flat",
         "model_card": "src/waveglow/models/MODEL_CARD.md",
     }
+    if train.get("spectral_loss_weight", 0):
+        facts["spectral_loss"] = {key: train[key] for key in train if key.startswith("spectral_")}
     warm_start = read_json(recipe / WARM_START, None)
     if warm_start is not None:  # the CPU-hours above count from these weights
         facts["warm_start"] = warm_start
@@ -349,6 +351,15 @@ def training_facts(recipe: Path, run: Path, step: int) -> dict[str, Any]:
             k: v for k, v in evaluation[0].items() if k not in ("step", "cpu_hours")
         }
     return facts
+
+
+def _in_repository(recipe: Path) -> str:
+    """The recipe folder as the repository names it (recipes/...), else its name under recipes/."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        return recipe.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return f"recipes/{recipe.name}"
 
 
 def ship(recipe: Path, run: Path, checkpoint: Path | None, destination: Path) -> dict[str, Any]:

@@ -219,6 +219,8 @@ def test_ship_writes_the_newest_checkpoint_with_its_training_facts(tmp_path):
             "sigma": 1.0,
             "batch_size": 4,
             "learning_rate": 2e-4,
+            "spectral_loss_weight": 1.0,
+            "spectral_sigma": 0.6,
         },
     }
     (recipe / "config.json").write_text(json.dumps(config))
@@ -232,3 +234,5 @@ def test_ship_writes_the_newest_checkpoint_with_its_training_facts(tmp_path):
     assert trained["held_out"] == {"stoi": 0.9}
     assert trained["batch"] == "4 x 16384-sample segments"
     assert waveglow.load(destination).config == make_tiny().config
+    assert trained["spectral_loss"] == {"spectral_loss_weight": 1.0, "spectral_sigma": 0.6}
+    assert trained["recipe"] == "recipes/recipe"  # a folder outside the repository: its name
