@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import random
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -135,3 +137,28 @@ def test_a_full_service_refuses_with_1013(tmp_path: Path):
             with pytest.raises(ConnectionClosed) as closed:
                 second.recv()
             assert closed.value.rcvd.code == 1013
+
+
+def _queue_depth(server: Server) -> float:
+    text = server.client.get("/metrics").text
+    line = next(line for line in text.splitlines() if line.startswith("waveglow_queue_depth "))
+    return float(line.split()[-1])
+
+
+def test_a_stream_ended_before_the_worker_takes_it_frees_its_slot(tmp_path: Path):
+    """Found by the stream fuzzer: an empty stream ended while its job still waited for the
+    worker (busy with a step here) was answered ``done`` but held its queue slot forever."""
+    checkpoint = write_tiny_checkpoint(tmp_path / "tiny.pt")
+    options = ["--queue", "2", "--debug-batch-delay", "0.5", "--chunk-frames", "16"]
+    with Server(checkpoint, *options) as slow, ThreadPoolExecutor(1) as pool:
+        busy = pool.submit(slow.client.post, "/v1/synthesize?seed=1", content=npy(mel(16, 1)))
+        time.sleep(0.2)  # the worker is in its step of the request above
+        with _connect(slow) as socket:
+            assert json.loads(socket.recv())["type"] == "start"
+            socket.send(json.dumps({"type": "end"}))
+            assert json.loads(socket.recv()) == {"type": "done", "samples": 0}
+        assert busy.result().status_code == 200
+        deadline = time.monotonic() + 10
+        while _queue_depth(slow) != 0:
+            assert time.monotonic() < deadline, "the ended stream still holds a queue slot"
+            time.sleep(0.05)
