@@ -98,6 +98,7 @@ def test_an_empty_stream_is_done_with_no_samples(server: Server):
         (b"\x00" * (80 * 4 + 2), 1007, "whole frames"),
         (np.full((2, 80), np.nan, dtype="<f4").tobytes(), 1007, "NaN"),
         ("hello", 1007, '"end"'),
+        ("[" * 100_000, 1007, '"end"'),  # found by the stream fuzzer: json's RecursionError
         (np.zeros((MAX_SECONDS * RATE // HOP + 1, 80), dtype="<f4").tobytes(), 1009, "limit"),
     ],
 )

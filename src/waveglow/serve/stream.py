@@ -86,7 +86,7 @@ def is_end(text: str) -> bool:
     """Whether a text message is ``{"type": "end"}``; :class:`StreamError` for anything else."""
     try:
         message = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting too deep for json
         message = None
     if not isinstance(message, dict) or message.get("type") != "end":
         raise StreamError(
