@@ -146,6 +146,7 @@ def _queue_depth(server: Server) -> float:
     return float(line.split()[-1])
 
 
+@pytest.mark.slow
 def test_a_stream_ended_before_the_worker_takes_it_frees_its_slot(tmp_path: Path):
     """Found by the stream fuzzer: an empty stream ended while its job still waited for the
     worker (busy with a step here) was answered ``done`` but held its queue slot forever."""
