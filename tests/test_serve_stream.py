@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -164,3 +167,43 @@ def test_a_stream_ended_before_the_worker_takes_it_frees_its_slot(tmp_path: Path
         while _queue_depth(slow) != 0:
             assert time.monotonic() < deadline, "the ended stream still holds a queue slot"
             time.sleep(0.05)
+
+
+class _Refusing:
+    """A socket that uvicorn has closed by itself: every send is refused."""
+
+    async def send_bytes(self, data: bytes) -> None:
+        raise RuntimeError(
+            "Unexpected ASGI message 'websocket.send', after sending 'websocket.close'."
+        )
+
+
+def test_a_send_refused_after_uvicorn_closed_the_connection_is_a_quiet_disconnect():
+    """Found by the stream fuzzer: a message over uvicorn's size limit after the end made uvicorn
+    close the connection by itself (1009) and refuse the PCM sends that followed with a
+    RuntimeError, until its disconnect reached the stream: a traceback in the log. That window
+    is too narrow to hit on purpose over a real connection, so a stub socket refuses here: the
+    sender ends as a disconnect, and when nobody awaits it, asyncio logs nothing."""
+    from starlette.websockets import WebSocketDisconnect
+
+    from waveglow.serve.metrics import Metrics
+    from waveglow.serve.stream import _retrieved, _send_audio
+
+    service, logged = SimpleNamespace(metrics=Metrics(1, RATE)), []
+
+    async def senders() -> BaseException | None:
+        asyncio.get_running_loop().set_exception_handler(lambda _, context: logged.append(context))
+        tasks = []
+        for _ in range(2):
+            outputs: asyncio.Queue = asyncio.Queue()
+            outputs.put_nowait(b"\0\0")
+            tasks.append(asyncio.create_task(_send_audio(service, _Refusing(), outputs, 0.0)))
+            tasks[-1].add_done_callback(_retrieved)
+        await asyncio.wait(tasks)
+        error = tasks[0].exception()
+        del tasks  # the second one was never awaited
+        gc.collect()
+        return error
+
+    assert isinstance(asyncio.run(senders()), WebSocketDisconnect)
+    assert not logged, logged
