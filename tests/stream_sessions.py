@@ -132,7 +132,7 @@ def queries() -> st.SearchStrategy[tuple[tuple[str, str], ...]]:
     )
 
 
-FRAME_COUNTS = st.one_of(st.integers(0, 8), st.integers(9, 64), st.integers(65, 320))
+FRAME_COUNTS = _weighted(st.integers(1, 64) | st.integers(65, 320), st.just(0), odds=8)
 SEEDS = st.integers(0, 2**32 - 1)
 
 
@@ -175,7 +175,7 @@ def texts() -> st.SearchStrategy[Text]:
 def actions() -> st.SearchStrategy[Action]:
     pauses = st.floats(0, 0.2).map(Pause)
     oversize = st.just(Binary(WS_MAX_BYTES // FRAME_BYTES + 1, fill="zeros"))
-    valid = _weighted(frame_messages(), pauses | st.just(Text(END)), odds=4)
+    valid = _weighted(frame_messages(), pauses | st.just(Text(END)), odds=6)
     return _weighted(valid, _weighted(malformed_binaries() | texts(), oversize, odds=15))
 
 
@@ -184,7 +184,7 @@ def sessions(draw: st.DrawFn) -> Session:
     return Session(
         params=draw(queries()),
         auth=draw(st.sampled_from(["key"] * 14 + ["none", "wrong"])),
-        actions=tuple(draw(st.lists(actions(), max_size=6))),
+        actions=tuple(draw(_weighted(st.lists(actions(), min_size=1, max_size=6), st.just([])))),
         tail=draw(st.sampled_from(["end"] * 8 + ["close", "eof", "reset", "idle"])),
         close_code=draw(st.sampled_from([1000, 1001, 1002, 1003, 1008, 1011, 3000, 4000, 4999])),
     )
@@ -207,7 +207,7 @@ class Expected:
     code: int = 1000
     frames: int = 0
     started: bool = True
-    quiet: bool = False  # the WebSocket protocol's own close: no error message
+    quiet: bool = False  # a message over the limit: the WebSocket protocol's own close may end it
     sigma: float = 0.6
     seed: int | None = None
 
@@ -254,6 +254,10 @@ def _size(action: Binary) -> int:
     return max(0, action.frames * FRAME_BYTES + action.extra)
 
 
+def _oversize(action: Action) -> bool:
+    return isinstance(action, Binary) and _size(action) > WS_MAX_BYTES
+
+
 def expect(session: Session) -> Expected:
     if session.auth != "key":
         return Expected("refused", 403, started=False)
@@ -264,15 +268,16 @@ def expect(session: Session) -> Expected:
         return Expected("error", 1007, started=False)
     sigma, seed = options
     frames = 0
-    for action in session.actions:
+    for index, action in enumerate(session.actions):
         if isinstance(action, Pause):
             continue
         effect, value = message_effect(action, frames)
         if effect == "error":
-            quiet = isinstance(action, Binary) and _size(action) > WS_MAX_BYTES
+            quiet = _oversize(action)
             return Expected("error", value, sigma=sigma, seed=seed, quiet=quiet)
-        if effect == "end":
-            return Expected("done", frames=frames, sigma=sigma, seed=seed)
+        if effect == "end":  # what follows is ignored, but a message over the limit may cut it
+            quiet = any(map(_oversize, session.actions[index + 1 :]))
+            return Expected("done", frames=frames, sigma=sigma, seed=seed, quiet=quiet)
         frames += value
     outcome = "done" if session.tail == "end" else "open"
     return Expected(outcome, frames=frames, sigma=sigma, seed=seed)
@@ -298,6 +303,7 @@ EXPLICIT_CASES = [
     [_one(Text("[" * 100_000))],  # too deep for json
     [_one(Binary(100), Binary(LIMIT_FRAMES - 99))],  # over --max-seconds
     [_one(Binary(WS_MAX_BYTES // FRAME_BYTES + 1, fill="zeros"))],  # over the message limit
+    [_one(Binary(51), Text(END), Binary(WS_MAX_BYTES // FRAME_BYTES + 1, fill="zeros"))],
     [_one(params=(("sigma", "nan"),)), _one(params=(("seed", "-1"),))],
     [_one(auth="none"), _one(auth="wrong")],
     [_one(Binary(100), tail="close", code=4000), _one(Binary(150), Text(END), tail="eof")],

@@ -123,3 +123,20 @@ def test_the_property_fails_wrong_replies(messages, close, fault):
     problems = check(expected, Observed(messages, close))
     assert (fault is None) == (not problems), problems
     assert fault is None or fault in "; ".join(problems)
+
+
+@pytest.mark.parametrize(
+    ("messages", "close", "right"),
+    [
+        ([START, b"\0" * (2 * HOP), json.dumps({"type": "done", "samples": HOP})], 1000, True),
+        ([START, b"\0" * (2 * HOP)], 1009, True),  # the WebSocket protocol's own close
+        ([START], None, True),  # ... overtaken by the reset of the connection
+        ([START, b"\0" * (2 * HOP)], 1011, False),
+        ([START, json.dumps({"type": "done", "samples": HOP})], 1009, False),
+    ],
+)
+def test_a_message_over_the_limit_after_the_end_may_cut_the_stream(messages, close, right):
+    session = Session((("seed", "3"),), "key", (Binary(1), Text(END), Binary(2**16 + 1)))
+    expected = expect(session)
+    assert (expected.outcome, expected.frames, expected.quiet) == ("done", 1, True)
+    assert (not check(expected, Observed(messages, close))) == right
