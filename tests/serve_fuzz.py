@@ -8,7 +8,7 @@ status codes and content types as documented, JSON bodies as documented, every r
 :data:`MAX_RESPONSE_S`.
 
     python tests/serve_fuzz.py --examples 200        # against a fresh server on loopback
-    python tests/serve_fuzz.py --websocket --examples 500   # GET /v1/stream (stream_fuzz.py)
+    python tests/serve_fuzz.py --websocket --examples 500 --seed 1  # GET /v1/stream: stream_fuzz.py
 """
 
 from __future__ import annotations
@@ -176,7 +176,9 @@ def _run_cases(strategy, examples, url, headers, checks, report, label) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="fuzz waveglow serve from its OpenAPI schema")
+    parser = argparse.ArgumentParser(
+        description="fuzz waveglow serve from its OpenAPI schema (or its WebSocket stream)"
+    )
     parser.add_argument("--examples", type=int, default=100, help="per operation and mode")
     parser.add_argument(
         "--websocket", action="store_true", help="fuzz GET /v1/stream instead: --examples cases"
@@ -216,10 +218,11 @@ def _fuzz_websocket(examples: int, seed: int | None) -> int:
         finally:
             output = server.stop()
     report.failures += [f"service output: {line}" for line in log_alarms(output.splitlines())]
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the server, stopped and waited for
+    service_cpu = children.ru_utime + children.ru_stime
     print(report.summary())
     print(
-        f"{time.perf_counter() - started:.0f} s wall; CPU: service {children.ru_utime + children.ru_stime:.0f} s, "
+        f"{time.perf_counter() - started:.0f} s wall; CPU: service {service_cpu:.0f} s, "
         f"client {time.process_time() - client_cpu:.0f} s; {_cpu_model()}"
     )
     return 1 if report.failures else 0
