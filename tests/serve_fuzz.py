@@ -8,6 +8,7 @@ status codes and content types as documented, JSON bodies as documented, every r
 :data:`MAX_RESPONSE_S`.
 
     python tests/serve_fuzz.py --examples 200        # against a fresh server on loopback
+    python tests/serve_fuzz.py --websocket --examples 500 --seed 1  # GET /v1/stream: stream_fuzz.py
 """
 
 from __future__ import annotations
@@ -175,10 +176,18 @@ def _run_cases(strategy, examples, url, headers, checks, report, label) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="fuzz waveglow serve from its OpenAPI schema")
+    parser = argparse.ArgumentParser(
+        description="fuzz waveglow serve from its OpenAPI schema (or its WebSocket stream)"
+    )
     parser.add_argument("--examples", type=int, default=100, help="per operation and mode")
+    parser.add_argument(
+        "--websocket", action="store_true", help="fuzz GET /v1/stream instead: --examples cases"
+    )
+    parser.add_argument("--seed", type=int, default=None, help="--websocket: Hypothesis's seed")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    if args.websocket:
+        return _fuzz_websocket(args.examples, args.seed)
     from serve_server import Server, write_tiny_checkpoint
 
     with tempfile.TemporaryDirectory() as folder:
@@ -190,6 +199,41 @@ def main(argv: list[str] | None = None) -> int:
             print(report.summary())
             print(f"{time.perf_counter() - started:.0f} s")
     return 1 if report.failures else 0
+
+
+def _fuzz_websocket(examples: int, seed: int | None) -> int:
+    """The stream fuzz (``stream_fuzz.py``) against a fresh server; its summary, the CPU time of
+    both sides and the machine, and the server's output checked once it has stopped."""
+    import resource
+
+    from serve_server import Server, write_tiny_checkpoint
+    from stream_fuzz import SERVER_OPTIONS, fuzz_stream, log_alarms
+
+    with tempfile.TemporaryDirectory() as folder:
+        checkpoint = write_tiny_checkpoint(Path(folder) / "tiny.pt")
+        started, client_cpu = time.perf_counter(), time.process_time()
+        server = Server(checkpoint, *SERVER_OPTIONS)
+        try:
+            report = fuzz_stream(server, examples, seed)
+        finally:
+            output = server.stop()
+    report.failures += [f"service output: {line}" for line in log_alarms(output.splitlines())]
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the server, stopped and waited for
+    service_cpu = children.ru_utime + children.ru_stime
+    print(report.summary())
+    print(
+        f"{time.perf_counter() - started:.0f} s wall; CPU: service {service_cpu:.0f} s, "
+        f"client {time.process_time() - client_cpu:.0f} s; {_cpu_model()}"
+    )
+    return 1 if report.failures else 0
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown CPU"
 
 
 if __name__ == "__main__":

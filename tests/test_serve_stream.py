@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import random
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -96,6 +101,7 @@ def test_an_empty_stream_is_done_with_no_samples(server: Server):
         (b"\x00" * (80 * 4 + 2), 1007, "whole frames"),
         (np.full((2, 80), np.nan, dtype="<f4").tobytes(), 1007, "NaN"),
         ("hello", 1007, '"end"'),
+        ("[" * 100_000, 1007, '"end"'),  # found by the stream fuzzer: json's RecursionError
         (np.zeros((MAX_SECONDS * RATE // HOP + 1, 80), dtype="<f4").tobytes(), 1009, "limit"),
     ],
 )
@@ -135,3 +141,69 @@ def test_a_full_service_refuses_with_1013(tmp_path: Path):
             with pytest.raises(ConnectionClosed) as closed:
                 second.recv()
             assert closed.value.rcvd.code == 1013
+
+
+def _queue_depth(server: Server) -> float:
+    text = server.client.get("/metrics").text
+    line = next(line for line in text.splitlines() if line.startswith("waveglow_queue_depth "))
+    return float(line.split()[-1])
+
+
+@pytest.mark.slow
+def test_a_stream_ended_before_the_worker_takes_it_frees_its_slot(tmp_path: Path):
+    """Found by the stream fuzzer: an empty stream ended while its job still waited for the
+    worker (busy with a step here) was answered ``done`` but held its queue slot forever."""
+    checkpoint = write_tiny_checkpoint(tmp_path / "tiny.pt")
+    options = ["--queue", "2", "--debug-batch-delay", "0.5", "--chunk-frames", "16"]
+    with Server(checkpoint, *options) as slow, ThreadPoolExecutor(1) as pool:
+        busy = pool.submit(slow.client.post, "/v1/synthesize?seed=1", content=npy(mel(16, 1)))
+        time.sleep(0.2)  # the worker is in its step of the request above
+        with _connect(slow) as socket:
+            assert json.loads(socket.recv())["type"] == "start"
+            socket.send(json.dumps({"type": "end"}))
+            assert json.loads(socket.recv()) == {"type": "done", "samples": 0}
+        assert busy.result().status_code == 200
+        deadline = time.monotonic() + 10
+        while _queue_depth(slow) != 0:
+            assert time.monotonic() < deadline, "the ended stream still holds a queue slot"
+            time.sleep(0.05)
+
+
+class _Refusing:
+    """A socket that uvicorn has closed by itself: every send is refused."""
+
+    async def send_bytes(self, data: bytes) -> None:
+        raise RuntimeError(
+            "Unexpected ASGI message 'websocket.send', after sending 'websocket.close'."
+        )
+
+
+def test_a_send_refused_after_uvicorn_closed_the_connection_is_a_quiet_disconnect():
+    """Found by the stream fuzzer: a message over uvicorn's size limit after the end made uvicorn
+    close the connection by itself (1009) and refuse the PCM sends that followed with a
+    RuntimeError, until its disconnect reached the stream: a traceback in the log. That window
+    is too narrow to hit on purpose over a real connection, so a stub socket refuses here: the
+    sender ends as a disconnect, and when nobody awaits it, asyncio logs nothing."""
+    from starlette.websockets import WebSocketDisconnect
+
+    from waveglow.serve.metrics import Metrics
+    from waveglow.serve.stream import _retrieved, _send_audio
+
+    service, logged = SimpleNamespace(metrics=Metrics(1, RATE)), []
+
+    async def senders() -> BaseException | None:
+        asyncio.get_running_loop().set_exception_handler(lambda _, context: logged.append(context))
+        tasks = []
+        for _ in range(2):
+            outputs: asyncio.Queue = asyncio.Queue()
+            outputs.put_nowait(b"\0\0")
+            tasks.append(asyncio.create_task(_send_audio(service, _Refusing(), outputs, 0.0)))
+            tasks[-1].add_done_callback(_retrieved)
+        await asyncio.wait(tasks)
+        error = tasks[0].exception()
+        del tasks  # the second one was never awaited
+        gc.collect()
+        return error
+
+    assert isinstance(asyncio.run(senders()), WebSocketDisconnect)
+    assert not logged, logged

@@ -232,9 +232,12 @@ class Engine:
             return self._denoiser(audio, strength=strength)
 
     def _retire(self, job: Job) -> None:
-        """Drop ``job`` from the queue (the caller holds the lock)."""
+        """Drop ``job`` from the queue (the caller holds the lock); a stream may end while its
+        job still waits for the worker."""
         if job in self._active:
             self._active.remove(job)
+        elif job in self._pending:
+            self._pending.remove(job)
         self.metrics.queue_depth.set(len(self._pending) + len(self._active))
 
 

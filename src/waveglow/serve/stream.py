@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -86,7 +87,7 @@ def is_end(text: str) -> bool:
     """Whether a text message is ``{"type": "end"}``; :class:`StreamError` for anything else."""
     try:
         message = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting too deep for json
         message = None
     if not isinstance(message, dict) or message.get("type") != "end":
         raise StreamError(
@@ -127,6 +128,7 @@ async def run_stream(service, websocket: WebSocket) -> None:  # noqa: ANN001
          "lookahead": plan.lookahead, "n_mel_channels": bins, "hop_length": model.hop_length}
     )  # fmt: skip
     sender = asyncio.create_task(_send_audio(service, websocket, outputs, started))
+    sender.add_done_callback(_retrieved)  # the stream may end without awaiting it
     try:
         await _receive_frames(service, websocket, job, plan)
         await sender
@@ -180,11 +182,31 @@ async def _send_audio(
             )
             first = False
         samples += len(item) // 2
-        await websocket.send_bytes(item)
-    await websocket.send_json({"type": "done", "samples": samples})
-    await websocket.close(1000)
+        with _refused_as_disconnect():
+            await websocket.send_bytes(item)
+    with _refused_as_disconnect():
+        await websocket.send_json({"type": "done", "samples": samples})
+        await websocket.close(1000)
     service.metrics.latency.labels(endpoint=ENDPOINT).observe(time.perf_counter() - started)
     service.metrics.streams.labels(outcome="done").inc()
+
+
+@contextlib.contextmanager
+def _refused_as_disconnect() -> Iterator[None]:
+    """A send refused with a RuntimeError as the client's disconnect: uvicorn's WebSocket protocol
+    closes a connection by itself (a message over its size limit: 1009) and refuses the sends
+    that follow until its disconnect reaches the stream."""
+    try:
+        yield
+    except RuntimeError as error:
+        raise WebSocketDisconnect(1006) from error
+
+
+def _retrieved(task: asyncio.Task) -> None:
+    """Mark the exception of a finished sender seen: a stream ended by the client's disconnect
+    or a malformed message does not await its sender, and asyncio would log that exception."""
+    if not task.cancelled():
+        task.exception()
 
 
 async def _fail(websocket: WebSocket, service, error: StreamError, kind: str) -> None:  # noqa: ANN001
