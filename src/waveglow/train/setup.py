@@ -60,6 +60,7 @@ def setup(
     if init_from is None and resume_path is None and config.train_config.checkpoint_path:
         resume_path, init_from = nvidia_checkpoint_path(config.train_config.checkpoint_path)
     config = config.replace(train_config=config.train_config.resolve_auto(distributed.device))
+    _seed_generators(config.train_config.seed)
     model, config = _build_model(config, init_from, distributed.device)
     output = _prepare_output(config, distributed)
     train_data, validation = _datasets(config, output, distributed)
@@ -104,18 +105,20 @@ def setup(
     return trainer
 
 
-def _build_model(
-    config: Config, init_from: str | Path | None, device: torch.device
-) -> tuple[WaveGlow, Config]:
-    """A fresh model (seeded), or one warm-started from ``init_from`` with that file's architecture.
-
-    Python's and NumPy's global generators are seeded too (nothing in training draws from them,
-    but a checkpoint saves them: a resumed run's must continue the uninterrupted run's, not each
-    process's own random start)."""
-    seed = config.train_config.seed
+def _seed_generators(seed: int) -> None:
+    """Seed torch's, Python's and NumPy's global generators. Nothing in training draws from the
+    last two, but a checkpoint saves them: a resumed run's must continue the uninterrupted run's,
+    not each process's own random start."""
     torch.manual_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
+
+
+def _build_model(
+    config: Config, init_from: str | Path | None, device: torch.device
+) -> tuple[WaveGlow, Config]:
+    """A fresh model (from the seeded torch RNG), or one warm-started from ``init_from`` with that
+    file's architecture."""
     if init_from is not None:
         model, config = warm_start(init_from, config)
     else:
