@@ -236,3 +236,18 @@ def test_ship_writes_the_newest_checkpoint_with_its_training_facts(tmp_path):
     assert waveglow.load(destination).config == make_tiny().config
     assert trained["spectral_loss"] == {"spectral_loss_weight": 1.0, "spectral_sigma": 0.6}
     assert trained["recipe"] == "recipes/recipe"  # a folder outside the repository: its name
+
+
+def test_snapshot_counts_the_hours_to_its_checkpoint_not_the_steps_after_it(tmp_path):
+    """A snapshot taken while the trainer runs: the log has gone on past the newest checkpoint,
+    and a new machine resumes from that checkpoint, so the steps after it are not counted."""
+    recipe, run = tmp_path / "recipe", tmp_path / "run"
+    recipe.mkdir()
+    _fake_run(run)
+    with (run / "log.jsonl").open("a") as log:
+        log.write(json.dumps({"event": "step", "time": 2500.0, "step": 450, "cpu_seconds": 2700.0}))
+    (run / long_run.ORIGIN).write_text(json.dumps({"step": 0, "cpu_hours": 2.0, "wall_hours": 1.0}))
+    progress = long_run.snapshot(recipe, run)
+    assert progress["step"] == 400
+    assert progress["cpu_hours"] == 2.0 + 1.5  # not 2.0 + 1.0 + 0.75
+    assert progress["wall_hours"] == round(1.0 + (110 + 1000) / 3600, 3)  # not to 2500 s
