@@ -47,6 +47,7 @@ from waveglow.train import checkpoints_in
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ship_model import ship as ship_weights  # noqa: E402 - a sibling script
+from ship_model import training_cpu_hours, training_hours  # noqa: E402
 
 STATE = "state.pt"
 PROGRESS = "progress.json"
@@ -108,8 +109,8 @@ def snapshot(recipe: Path, run: Path) -> dict[str, Any]:
     progress = {  # the hours up to the snapshot's step, not those of steps the log has beyond it
         **read_json(recipe / PROGRESS, {}),
         "step": step,
-        "cpu_hours": round(cpu_hours_at(run, step), 3),
-        "wall_hours": round(origin["wall_hours"] + wall_hours_at(log, step), 3),
+        "cpu_hours": round(origin["cpu_hours"] + training_cpu_hours(log, step)[0], 3),
+        "wall_hours": round(origin["wall_hours"] + training_hours(log, step), 3),
         "validation": [[s, curve[s]] for s in sorted(curve) if s <= step],
         "updated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
@@ -121,28 +122,7 @@ def cpu_hours_at(run: Path, step: int) -> float:
     """CPU-hours spent up to ``step``: the origin's plus each (re)start's last ``cpu_seconds``
     logged at or before ``step``."""
     origin = read_json(run / ORIGIN, {"cpu_hours": 0.0})["cpu_hours"]
-    segments: list[float] = []
-    for line in (run / "log.jsonl").read_text().splitlines():
-        event = json.loads(line)
-        if event["event"] == "start":
-            segments.append(0.0)
-        elif event["event"] == "step" and event["step"] <= step and segments:
-            segments[-1] = event.get("cpu_seconds", segments[-1])
-    return origin + sum(segments) / 3600
-
-
-def wall_hours_at(log: Path, step: int) -> float:
-    """Wall-clock hours in ``log`` up to ``step``: each (re)start to its last event at or before
-    ``step`` (time paused for benchmarks included)."""
-    hours, start, last = 0.0, None, None
-    for line in log.read_text().splitlines():
-        event = json.loads(line)
-        if event["event"] == "start":
-            hours += (last - start) / 3600 if start is not None else 0.0
-            start = last = event["time"]
-        elif start is not None and event.get("step", math.inf) <= step:
-            last = event["time"]
-    return hours + ((last - start) / 3600 if start is not None else 0.0)
+    return origin + training_cpu_hours(run / "log.jsonl", step)[0]
 
 
 def evaluate_checkpoint(recipe: Path, run: Path, corpus: Path, checkpoint: Path | None) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,9 +50,10 @@ def curve(log: Path) -> None:
             losses = []
 
 
-def training_hours(log: Path) -> float:
-    """Wall-clock hours the run spent training: each (re)start to the last event before the next,
-    summed over the sessions in its log (time paused for benchmarks included)."""
+def training_hours(log: Path, up_to_step: float = math.inf) -> float:
+    """Wall-clock hours the run spent training: each (re)start to the last event before the next
+    (and at or before ``up_to_step``), summed over the sessions in its log (time paused for
+    benchmarks included)."""
     hours, start, last = 0.0, None, None
     for line in log.read_text().splitlines():
         event = json.loads(line)
@@ -59,22 +61,28 @@ def training_hours(log: Path) -> float:
             if start is not None:
                 hours += (last - start) / 3600
             start = event["time"]
-        last = event["time"]
+        if event.get("step", 0) <= up_to_step:
+            last = event["time"]
     if start is not None:
         hours += (last - start) / 3600
     return hours
 
 
-def training_cpu_hours(log: Path) -> tuple[float, int]:
+def training_cpu_hours(log: Path, up_to_step: float = math.inf) -> tuple[float, int]:
     """CPU hours of the training processes (all threads; data workers not included): the last
-    ``cpu_seconds`` logged after each (re)start, summed; also how many starts logged none (runs
-    from before the field existed, counted in the wall time only)."""
+    ``cpu_seconds`` logged after each (re)start (at or before ``up_to_step``), summed; also how
+    many starts logged none (runs from before the field existed, counted in the wall time only)."""
     segments: list[float | None] = []
     for line in log.read_text().splitlines():
         event = json.loads(line)
         if event["event"] == "start":
             segments.append(None)
-        elif event["event"] == "step" and "cpu_seconds" in event and segments:
+        elif (
+            event["event"] == "step"
+            and "cpu_seconds" in event
+            and event["step"] <= up_to_step
+            and segments
+        ):
             segments[-1] = event["cpu_seconds"]
     measured = [seconds for seconds in segments if seconds is not None]
     return sum(measured) / 3600, len(segments) - len(measured)
