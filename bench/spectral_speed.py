@@ -6,6 +6,7 @@ maximum-likelihood step and this CPU's matrix-product limit, same run.
 Variants (the race's layout, frame16, batch 4 x 16384, our ``train_step`` with its guards):
   ML                  maximum likelihood only (what the control arm trains)
   ML + spectral       the spectral term on every step (weight 1.0)
+  ML + spectral + mel the same with the log-mel terms (the long run's loss, recipes/spectral_mel)
   ML + spectral + PF  the same with the race's post-filter (4 x 32 channels, dilation 3)
   ... compiled        ``torch.compile`` (inductor, C++ on the CPU) of the step's forward and
                       synthesis; compile time reported apart, excluded from the rate
@@ -46,10 +47,12 @@ BATCH, SEGMENT = 4, 16384
 def variants(compile_step: bool, bf16: str) -> list[tuple[str, dict, str, str, bool]]:
     """(label, train_config/waveglow changes, precision, wn_implementation, compiled)."""
     spectral = {"spectral_loss_weight": 1.0}
+    with_mel = {**spectral, "spectral_mel_weight": 1.0}  # the long run's loss (spectral_mel)
     postfilter = {**spectral, "postfilter": True}
     chosen = [
         ("ML, fp32 conv", {}, "fp32", "conv", False),
         ("ML + spectral, fp32 conv", spectral, "fp32", "conv", False),
+        ("ML + spectral + mel, fp32 conv", with_mel, "fp32", "conv", False),
         ("ML + spectral + PF, fp32 conv", postfilter, "fp32", "conv", False),
         ("ML + spectral, fp32 GEMM", spectral, "fp32", "gemm", False),
     ]
@@ -62,6 +65,7 @@ def variants(compile_step: bool, bf16: str) -> list[tuple[str, dict, str, str, b
         chosen += [
             ("ML, bf16 GEMM", {}, "bf16", "gemm", False),
             ("ML + spectral, bf16 GEMM", spectral, "bf16", "gemm", False),
+            ("ML + spectral + mel, bf16 GEMM", with_mel, "bf16", "gemm", False),
         ]
     return chosen
 

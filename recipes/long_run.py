@@ -7,9 +7,11 @@ and ``progress.json`` (step, CPU-hours and wall hours across every machine, vali
     python recipes/long_run.py train recipes/frame16 --corpus /work/corpus --run /work/runs/frame16
     python recipes/long_run.py snapshot recipes/frame16 --run /work/runs/frame16
     python recipes/long_run.py evaluate recipes/frame16 --run /work/runs/frame16 [--checkpoint C]
+        [--averaged]
     python recipes/long_run.py plot recipes/frame16 [--png docs/frame16.png]
     python recipes/long_run.py compare EVAL_FOLDER REFERENCE_EVAL_FOLDER
     python recipes/long_run.py ship recipes/frame16 --run /work/runs/frame16 [--checkpoint C]
+        [--averaged]
 
 ``train`` resumes the run folder where it exists (on the same machine), else starts one from
 ``state.pt`` with an exact resume (a new machine: the corpus is rebuilt by
@@ -20,12 +22,14 @@ optimizer), else afresh. It runs in the foreground; start it with
 commit both to carry the run to the next machine (the file is replaced in place, not added).
 ``evaluate`` scores a checkpoint (default: the newest) on the corpus's held-out prompts with
 ``waveglow.evaluate`` (sigma 0.6, seed 0) and records the means in ``progress.json`` with the
-step and the CPU-hours the run had spent when it wrote that checkpoint. ``plot`` draws those
+step and the CPU-hours the run had spent when it wrote that checkpoint; with ``--averaged``, the
+moving average of the weights the checkpoint holds (``train_config.ema_decay``), recorded apart
+(``"weights": "averaged"``). ``plot`` draws those
 evaluations (and those of ``earlier_runs`` in ``progress.json``) against CPU-hours.
 ``compare`` pairs two ``waveglow evaluate`` folders clip by clip (means, clips won and lost,
 a sign test) and says whether the first beats the second on every judged metric: the test a
 checkpoint passes before ``ship`` makes it the bundled model (fp16, with its training facts
-in the file's metadata).
+in the file's metadata; ``--averaged``: the checkpoint's moving average of the weights).
 """
 
 from __future__ import annotations
@@ -125,8 +129,14 @@ def cpu_hours_at(run: Path, step: int) -> float:
     return origin + training_cpu_hours(run / "log.jsonl", step)[0]
 
 
-def evaluate_checkpoint(recipe: Path, run: Path, corpus: Path, checkpoint: Path | None) -> dict:
-    """Held-out means of ``checkpoint`` (default: the run's newest), kept in progress.json."""
+AVERAGED = "averaged"  # an evaluation's "weights": the checkpoint's moving average of the weights
+
+
+def evaluate_checkpoint(
+    recipe: Path, run: Path, corpus: Path, checkpoint: Path | None, averaged: bool = False
+) -> dict:
+    """Held-out means of ``checkpoint`` (default: the run's newest; ``averaged``: its moving
+    average of the weights), kept in progress.json."""
     import waveglow
     from waveglow.evaluate import evaluate
 
@@ -138,18 +148,21 @@ def evaluate_checkpoint(recipe: Path, run: Path, corpus: Path, checkpoint: Path 
         if line
     ]
     report = evaluate(
-        waveglow.load(checkpoint),
+        waveglow.load(checkpoint, averaged=averaged),
         heldout,
-        run / f"eval_{step}",
+        run / (f"eval_{step}_{AVERAGED}" if averaged else f"eval_{step}"),
         baseline="none",
         dnsmos=False,
         plots=False,
     )
     means = report.means()["waveglow"]
-    row = {"step": step, "cpu_hours": round(cpu_hours_at(run, step), 3)}
+    row: dict[str, Any] = {"step": step, "cpu_hours": round(cpu_hours_at(run, step), 3)}
+    if averaged:
+        row["weights"] = AVERAGED
     row.update({name: round(value, 4) for name, value in means.items()})
     progress = read_json(recipe / PROGRESS, {})
-    rows = [r for r in progress.get("evaluations", []) if r["step"] != step]
+    same = (step, row.get("weights"))
+    rows = [r for r in progress.get("evaluations", []) if (r["step"], r.get("weights")) != same]
     progress["evaluations"] = sorted([*rows, row], key=lambda r: r["step"])
     (recipe / PROGRESS).write_text(json.dumps(progress, indent=1) + "\n")
     return row
@@ -169,7 +182,9 @@ def curves(
     """Each run's held-out metrics against CPU-hours: {(metric, run): [(cpu_hours, value), ...]};
     ``name`` names the run whose evaluations ``progress`` holds (its ``earlier_runs`` keep theirs)."""
     runs = [(run["name"], run["evaluations"]) for run in progress.get("earlier_runs", [])]
-    runs.append((name, progress.get("evaluations", [])))
+    evaluations = progress.get("evaluations", [])
+    runs.append((name, [row for row in evaluations if row.get("weights") != AVERAGED]))
+    runs.append((f"{name}, {AVERAGED}", [r for r in evaluations if r.get("weights") == AVERAGED]))
     series: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for run, rows in runs:
         for metric in JUDGED:
@@ -314,12 +329,15 @@ def comparison_markdown(
 CORPUS = "recipes/build_corpus.py: 816 clips (~39 min): Asterisk prompts, festival SLT, espeak-ng"
 
 
-def training_facts(recipe: Path, run: Path, step: int) -> dict[str, Any]:
+def training_facts(recipe: Path, run: Path, step: int, averaged: bool = False) -> dict[str, Any]:
     """What a shipped model's metadata says of its training (from the recipe and the run)."""
     config = read_json(recipe / "config.json", {})
     train, segment = config["train_config"], config["data_config"]["segment_length"]
+    weights = AVERAGED if averaged else None
     evaluation = [
-        r for r in read_json(recipe / PROGRESS, {}).get("evaluations", []) if r["step"] == step
+        r
+        for r in read_json(recipe / PROGRESS, {}).get("evaluations", [])
+        if (r["step"], r.get("weights")) == (step, weights)
     ]
     facts = {
         "recipe": _in_repository(recipe),
@@ -336,12 +354,14 @@ def training_facts(recipe: Path, run: Path, step: int) -> dict[str, Any]:
     }
     if train.get("spectral_loss_weight", 0):
         facts["spectral_loss"] = {key: train[key] for key in train if key.startswith("spectral_")}
+    if averaged:
+        facts["weights"] = f"moving average of the weights (ema_decay {train['ema_decay']})"
     warm_start = read_json(recipe / WARM_START, None)
     if warm_start is not None:  # the CPU-hours above count from these weights
         facts["warm_start"] = warm_start
     if evaluation:
         facts["held_out"] = {
-            k: v for k, v in evaluation[0].items() if k not in ("step", "cpu_hours")
+            k: v for k, v in evaluation[0].items() if k not in ("step", "cpu_hours", "weights")
         }
     return facts
 
@@ -355,11 +375,14 @@ def _in_repository(recipe: Path) -> str:
         return f"recipes/{recipe.name}"
 
 
-def ship(recipe: Path, run: Path, checkpoint: Path | None, destination: Path) -> dict[str, Any]:
-    """Make ``checkpoint`` (default: the run's newest) the bundled model at ``destination``."""
+def ship(
+    recipe: Path, run: Path, checkpoint: Path | None, destination: Path, averaged: bool = False
+) -> dict[str, Any]:
+    """Make ``checkpoint`` (default: the run's newest; ``averaged``: its moving average of the
+    weights) the bundled model at ``destination``."""
     checkpoint = checkpoint or checkpoints_in(run)[-1]
-    facts = training_facts(recipe, run, int(checkpoint.stem.rsplit("_", 1)[-1]))
-    ship_weights(checkpoint, destination, facts)
+    facts = training_facts(recipe, run, int(checkpoint.stem.rsplit("_", 1)[-1]), averaged)
+    ship_weights(checkpoint, destination, facts, averaged)
     return facts
 
 
@@ -381,6 +404,11 @@ def main() -> None:
     parser.add_argument("--run", type=Path, help="the run folder (outside git); not for plot")
     parser.add_argument("--corpus", type=Path, default=Path("/work/corpus"))
     parser.add_argument("--checkpoint", type=Path, help="evaluate: this checkpoint")
+    parser.add_argument(
+        "--averaged",
+        action="store_true",
+        help="evaluate, ship: the checkpoint's moving average of the weights (ema_decay)",
+    )
     parser.add_argument("--png", type=Path, help="plot: the PNG to write (default docs/NAME.png)")
     parser.add_argument(
         "--destination",
@@ -407,11 +435,14 @@ def main() -> None:
     if args.run is None:
         parser.error(f"{args.action} needs --run (the run folder)")
     if args.action == "evaluate":
-        row = evaluate_checkpoint(args.recipe, args.run, args.corpus, args.checkpoint)
+        row = evaluate_checkpoint(
+            args.recipe, args.run, args.corpus, args.checkpoint, args.averaged
+        )
         print(json.dumps(row))
         return
     if args.action == "ship":
-        print(json.dumps(ship(args.recipe, args.run, args.checkpoint, args.destination), indent=1))
+        shipped = ship(args.recipe, args.run, args.checkpoint, args.destination, args.averaged)
+        print(json.dumps(shipped, indent=1))
         return
     if args.action == "snapshot":
         progress = snapshot(args.recipe, args.run)

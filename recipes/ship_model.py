@@ -23,10 +23,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from model_metadata import rewrite_metadata  # noqa: E402 - a sibling script
 
 
-def ship(checkpoint: Path, destination: Path, trained: dict[str, Any] | None = None) -> None:
-    """Write ``checkpoint``'s model to ``destination`` in fp16; ``trained`` (facts of its
-    training for the model card) goes into the file's metadata."""
-    model = waveglow.load(checkpoint)  # eval mode, weight norm folded
+def ship(
+    checkpoint: Path,
+    destination: Path,
+    trained: dict[str, Any] | None = None,
+    averaged: bool = False,
+) -> None:
+    """Write ``checkpoint``'s model (``averaged``: its moving average of the weights) to
+    ``destination`` in fp16; ``trained`` (facts of its training for the model card) goes into
+    the file's metadata."""
+    model = waveglow.load(checkpoint, averaged=averaged)  # eval mode, weight norm folded
     waveglow.save(model.to(torch.float16), destination)
     if trained is not None:
         rewrite_metadata(destination, trained)

@@ -7,10 +7,11 @@ import json
 import math
 
 import pytest
+import torch
 
 import waveglow
 from conftest import load_recipe, make_tiny
-from waveglow.checkpoint import read_checkpoint
+from waveglow.checkpoint import AVERAGE_KEY, read_checkpoint
 
 long_run = load_recipe("long_run")
 
@@ -251,3 +252,33 @@ def test_snapshot_counts_the_hours_to_its_checkpoint_not_the_steps_after_it(tmp_
     assert progress["step"] == 400
     assert progress["cpu_hours"] == 2.0 + 1.5  # not 2.0 + 1.0 + 0.75
     assert progress["wall_hours"] == round(1.0 + (110 + 1000) / 3600, 3)  # not to 2500 s
+
+
+def test_the_averaged_weights_are_shipped_scored_and_drawn_apart_from_the_weights(tmp_path):
+    recipe, run = tmp_path / "recipe", tmp_path / "run"
+    recipe.mkdir()
+    _fake_run(run)
+    weights, average = make_tiny(seed=1), make_tiny(seed=2)
+    extra = {AVERAGE_KEY: average.state_dict()}
+    waveglow.save(weights, run / "waveglow_00000500.pt", **extra)
+    train = {"precision": "auto", "wn_implementation": "auto", "sigma": 1.0, "batch_size": 4}
+    train.update(learning_rate=2e-4, ema_decay=0.998)
+    config = {"data_config": {"segment_length": 16384}, "train_config": train}
+    (recipe / "config.json").write_text(json.dumps(config))
+    rows = [
+        {"step": 500, "cpu_hours": 1.5, "stoi": 0.8},
+        {"step": 500, "cpu_hours": 1.5, "weights": "averaged", "stoi": 0.9},
+    ]
+    (recipe / long_run.PROGRESS).write_text(json.dumps({"evaluations": rows}))
+    destination = tmp_path / "demo.safetensors"
+    facts = long_run.ship(recipe, run, None, destination, averaged=True)
+    assert facts["held_out"] == {"stoi": 0.9} and "ema_decay 0.998" in facts["weights"]
+    shipped = waveglow.load(destination)
+    average.remove_weight_norm()
+    for name, tensor in average.state_dict().items():
+        torch.testing.assert_close(shipped.state_dict()[name], tensor.half().float())
+    assert "weights" not in long_run.ship(recipe, run, None, destination)
+    assert long_run.training_facts(recipe, run, 500)["held_out"] == {"stoi": 0.8}
+    series = long_run.curves(json.loads((recipe / long_run.PROGRESS).read_text()))
+    assert series["stoi", "this run"] == [(1.5, 0.8)]
+    assert series["stoi", "this run, averaged"] == [(1.5, 0.9)]

@@ -213,6 +213,10 @@ class TrainConfig:
     spectral_every: int = 1
     spectral_fft_sizes: tuple[int, ...] = (256, 512, 1024, 2048)
     spectral_mel_weight: float = 0.0  # log-mel magnitude terms, added at every resolution
+    # ---- ours, off by default: an exponential moving average of the weights, updated after each
+    # step (average = ema_decay * average + (1 - ema_decay) * weights) and saved in every training
+    # checkpoint beside the weights (see waveglow.train.average); 0: none, as in NVIDIA's training
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         _require(
@@ -248,6 +252,10 @@ class TrainConfig:
             f"and >= 16, got {list(self.spectral_fft_sizes)}",
         )
         _require(self.spectral_mel_weight >= 0, "train_config.spectral_mel_weight must be >= 0")
+        _require(
+            0 <= self.ema_decay < 1,
+            f"train_config.ema_decay must be in [0, 1) (0: no average), got {self.ema_decay}",
+        )
 
     @property
     def spectral(self) -> bool:

@@ -3,6 +3,7 @@ point that reads them all (:mod:`.read`: :func:`load`, :func:`read_checkpoint`).
 
 from .nvidia import LayoutWarning
 from .ours import (
+    AVERAGE_KEY,
     FORMAT_NAME,
     FORMAT_VERSION,
     SAFETENSORS_SUFFIX,
@@ -26,6 +27,7 @@ from .read import (
 )
 
 __all__ = [
+    "AVERAGE_KEY",
     "BUNDLED_MODELS",
     "FORMAT_NAME",
     "FORMAT_VERSION",

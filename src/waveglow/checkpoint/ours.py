@@ -197,6 +197,18 @@ def read_ours(path: Path, payload: Mapping[str, Any] | None) -> Checkpoint:
     return Checkpoint(config, dict(state), layout="waveglow", extra=extra)
 
 
+def averaged(checkpoint: Checkpoint, source: str = "") -> Checkpoint:
+    """``checkpoint`` with its averaged weights (:data:`AVERAGE_KEY`) as its state dict."""
+    state = checkpoint.extra.get(AVERAGE_KEY)
+    if not isinstance(state, Mapping):
+        raise CheckpointError(
+            f"{source}: holds no averaged weights (only training checkpoints of a run with "
+            "train_config.ema_decay > 0 do); leave out --averaged to use its weights"
+        )
+    extra = {key: value for key, value in checkpoint.extra.items() if key != AVERAGE_KEY}
+    return Checkpoint(checkpoint.config, dict(state), checkpoint.layout, extra)
+
+
 def is_ours(payload: Any) -> bool:
     return isinstance(payload, Mapping) and payload.get("format") == FORMAT_NAME
 
@@ -238,4 +250,7 @@ def key_mismatch(source: str, missing: set[str], unexpected: set[str]) -> str:
     return " ".join(parts)
 
 
+# a training checkpoint's exponential moving average of the weights (train_config.ema_decay):
+# a state dict like ``state_dict``, read in its place by ``read_checkpoint(..., averaged=True)``
+AVERAGE_KEY = "averaged_state_dict"
 _HEADER_KEYS = frozenset({"format", "format_version", "config", "state_dict", "weight_norm"})

@@ -26,6 +26,7 @@ from .ours import (
     read_ours,
     save,
 )
+from .ours import averaged as ours_averaged
 
 BUNDLED_MODELS = MappingProxyType({"demo": "models/demo.safetensors"})
 
@@ -35,33 +36,40 @@ def load(
     device: str | torch.device = "cpu",
     weight_norm: bool = False,
     glow_old: bool | None = None,
+    averaged: bool = False,
 ) -> WaveGlow:
     """Load our format or any NVIDIA checkpoint layout; returns an eval-mode :class:`WaveGlow`.
 
     Weight norm is folded into plain convolutions unless ``weight_norm=True`` (for training).
     ``glow_old``: for NVIDIA files, True reads them as ``glow_old.py`` did, False as ``glow.py``,
-    None from the file (see :func:`read_checkpoint`).
+    None from the file (see :func:`read_checkpoint`). ``averaged``: the moving average of the
+    weights a training checkpoint holds (``train_config.ema_decay``) instead of its weights.
     Loading never executes code from the file.
     """
     device = resolve_device(device)
-    checkpoint = read_checkpoint(path, glow_old)
+    checkpoint = read_checkpoint(path, glow_old, averaged)
     model = build_model(checkpoint, weight_norm=weight_norm, source=str(path))
     return model.to(device).eval()
 
 
-def read_checkpoint(path: str | Path, glow_old: bool | None = None) -> Checkpoint:
+def read_checkpoint(
+    path: str | Path, glow_old: bool | None = None, averaged: bool = False
+) -> Checkpoint:
     """Read any supported file into a :class:`Checkpoint` (config + fused-layout state dict).
 
     ``path`` may also name a model shipped inside the package (``"demo"``), unless a file of that
     name exists. ``glow_old`` (NVIDIA files only): True reads the file as NVIDIA's ``glow_old.py``
     did (odd flows' coupling halves swapped), False as ``glow.py`` did; None decides from the
     pickled module, and reads a bare state dict as ``glow.py`` (with a :class:`LayoutWarning`
-    where its split res/skip layers could have come from either).
+    where its split res/skip layers could have come from either). ``averaged``: the state dict
+    is the training checkpoint's moving average of the weights (:func:`.ours.averaged`).
     """
     path = resolve_bundled(path)
     if problem := input_problem(path):
         raise CheckpointError(f"{path}: {problem}")
     checkpoint = _read_any(path, glow_old)
+    if averaged:
+        checkpoint = ours_averaged(checkpoint, str(path))
     check_size(checkpoint, str(path))
     return checkpoint
 
@@ -93,11 +101,14 @@ def resolve_bundled(path: str | Path) -> Path:
 
 
 def convert(
-    source: str | Path, destination: str | Path, glow_old: bool | None = None
+    source: str | Path,
+    destination: str | Path,
+    glow_old: bool | None = None,
+    averaged: bool = False,
 ) -> Checkpoint:
-    """Convert any supported checkpoint to our format; returns what was read (``glow_old``: as
-    for :func:`read_checkpoint`)."""
-    checkpoint = read_checkpoint(source, glow_old)
+    """Convert any supported checkpoint to our format; returns what was read (``glow_old``,
+    ``averaged``: as for :func:`read_checkpoint`)."""
+    checkpoint = read_checkpoint(source, glow_old, averaged)
     model = build_model(checkpoint, weight_norm=False, source=str(source))
     save(model, destination)
     return checkpoint

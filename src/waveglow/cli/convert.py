@@ -9,10 +9,12 @@ from .options import Subparsers, subparser
 
 DESCRIPTION = """Convert a checkpoint (NVIDIA's published or training checkpoints, or ours) to our
 self-describing format, with weight norm folded. A DST ending in .safetensors writes
-safetensors."""
+safetensors. --averaged takes a training checkpoint's moving average of the weights (a run with
+train_config.ema_decay > 0) instead of its weights."""
 EXAMPLES = """examples:
   waveglow convert waveglow_256channels_universal_v5.pt waveglow.pt
-  waveglow convert waveglow_256channels_universal_v5.pt waveglow.safetensors"""
+  waveglow convert waveglow_256channels_universal_v5.pt waveglow.safetensors
+  waveglow convert --averaged runs/mine/waveglow_00020000.pt averaged.pt"""
 
 
 def add_convert_parser(subparsers: Subparsers) -> None:
@@ -29,11 +31,20 @@ def add_convert_parser(subparsers: Subparsers) -> None:
         "with --no-glow-old as glow.py did (default: from the pickled module; a bare state "
         "dict as glow.py)",
     )
+    parser.add_argument(
+        "--averaged",
+        action="store_true",
+        help="the moving average of the weights a training checkpoint holds "
+        "(train_config.ema_decay > 0) instead of its weights",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from ..checkpoint import convert
 
-    checkpoint = convert(args.source, args.destination, glow_old=args.glow_old)
-    print(f"converted {args.source} ({checkpoint.layout}) to {args.destination}")
+    checkpoint = convert(
+        args.source, args.destination, glow_old=args.glow_old, averaged=args.averaged
+    )
+    weights = "averaged weights" if args.averaged else checkpoint.layout
+    print(f"converted {args.source} ({weights}) to {args.destination}")
     return 0

@@ -17,7 +17,9 @@ config.json, the train/validation split, checkpoints (waveglow_<step>.pt, best.p
 samples/ and (with --tensorboard) logs/. SIGINT/SIGTERM save a checkpoint and stop; --resume then
 continues exactly. Several processes: torchrun --nproc_per_node=N -m waveglow train ...
 --spectral-loss W adds W times a multi-resolution STFT distance of the inverse flow's synthesis
-(of the batch's own mels) to the true audio: not WaveGlow's single loss, off by default."""
+(of the batch's own mels) to the true audio: not WaveGlow's single loss, off by default.
+--set train_config.ema_decay=D keeps a moving average of the weights in every checkpoint
+(waveglow convert --averaged makes a model file of it)."""
 EXAMPLES = """examples:
   waveglow train --config config.json --data LJSpeech-1.1 -o runs/lj
   waveglow train -o runs/lj --resume

@@ -27,6 +27,7 @@ from ..config import Config, TrainConfig
 from ..data import Batch, DataError, Sample
 from ..loss import nll_loss
 from ..model import WaveGlow
+from .average import update_average
 from .distributed import all_gather, all_reduce_sum, barrier, leave, setup_distributed
 from .log import StepOutcome
 from .setup import setup
@@ -184,6 +185,8 @@ def train_step(trainer: Trainer, batches: Sequence[Batch], stop: StopRequest) ->
     finite = math.isfinite(mean_loss) and math.isfinite(mean_spectral) and math.isfinite(grad_norm)
     if finite:
         trainer.scaler.step(trainer.optimizer)
+        if trainer.average is not None:
+            update_average(trainer.average, trainer.model, trainer.train_config.ema_decay)
     trainer.scaler.update()
     samples = sum(len(batch.audio) for batch in batches) * trainer.distributed.world_size
     signal_name = stop.signal or ("signal on another rank" if float(totals[2]) > 0 else None)

@@ -20,6 +20,7 @@ from ..config import Config, load_config
 from ..data import DataError, ResumableSampler, SegmentDataset, collate, prepare_split
 from ..loss import spectral_loss
 from ..model import WaveGlow
+from .average import continue_average
 from .distributed import Distributed, barrier, wrap
 from .log import RunLogger
 from .state import (
@@ -87,6 +88,7 @@ def setup(
         spectral=spectral_loss(
             config.train_config, config.data_config, config.waveglow_config.n_mel_channels
         ).to(distributed.device),
+        average=continue_average(model, config.train_config.ema_decay, None),
     )
     if resume_path is not None:
         restore(trainer, resume_path)
@@ -101,6 +103,7 @@ def setup(
         precision=config.train_config.amp_precision,
         train_utterances=len(train_data),
         validation_utterances=len(validation) if validation else 0,
+        ema_decay=config.train_config.ema_decay or None,
     )
     return trainer
 

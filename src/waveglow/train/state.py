@@ -28,6 +28,7 @@ from ..data import ResumableSampler, SegmentDataset
 from ..loss import SpectralLoss
 from ..model import WaveGlow
 from ..noise import gaussian
+from .average import AVERAGE_KEY, continue_average
 from .distributed import Distributed, all_gather, ranks_agree
 from .log import RunLogger
 
@@ -78,6 +79,8 @@ class Trainer:
     pending_problems: list[str] = field(default_factory=list)
     # the spectral term's STFTs: trained with when train_config.spectral, validated with always
     spectral: SpectralLoss = field(default_factory=SpectralLoss)
+    # the moving average of the weights (train_config.ema_decay > 0; see waveglow.train.average)
+    average: dict[str, torch.Tensor] | None = None
 
     @property
     def train_config(self) -> TrainConfig:
@@ -152,7 +155,8 @@ def _known_good(trainer: Trainer) -> bool:
 
 def save_state(trainer: Trainer, path: Path, rng_states: list[dict]) -> None:
     """Write the model and the training state (``rng_states``: every rank's) to ``path``,
-    atomically."""
+    atomically; with the moving average of the weights where the run keeps one."""
+    average = {} if trainer.average is None else {AVERAGE_KEY: trainer.average}
     save(
         trainer.model,
         path,
@@ -164,6 +168,7 @@ def save_state(trainer: Trainer, path: Path, rng_states: list[dict]) -> None:
             "rng": rng_states,
             "world_size": trainer.distributed.world_size,
         },
+        **average,
     )
 
 
@@ -189,6 +194,9 @@ def restore(trainer: Trainer, path: Path) -> None:
     _check_same_architecture(checkpoint.config, trainer.config, Path(path))
     model_state = build_model(checkpoint, weight_norm=True, source=str(path)).state_dict()
     trainer.model.load_state_dict(model_state)
+    trainer.average = continue_average(
+        trainer.model, trainer.train_config.ema_decay, checkpoint.extra.get(AVERAGE_KEY), str(path)
+    )
     trainer.optimizer.load_state_dict(training["optimizer"])
     trainer.scaler.load_state_dict(training["scaler"])
     progress = Progress(**training["progress"])
