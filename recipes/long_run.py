@@ -182,15 +182,15 @@ def curves(
     """Each run's held-out metrics against CPU-hours: {(metric, run): [(cpu_hours, value), ...]};
     ``name`` names the run whose evaluations ``progress`` holds (its ``earlier_runs`` keep theirs)."""
     runs = [(run["name"], run["evaluations"]) for run in progress.get("earlier_runs", [])]
-    evaluations = progress.get("evaluations", [])
-    runs.append((name, [row for row in evaluations if row.get("weights") != AVERAGED]))
-    runs.append((f"{name}, {AVERAGED}", [r for r in evaluations if r.get("weights") == AVERAGED]))
+    runs.append((name, progress.get("evaluations", [])))
     series: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    for run, rows in runs:
-        for metric in JUDGED:
-            points = sorted((row["cpu_hours"], row[metric]) for row in rows if metric in row)
-            if points:
-                series[metric, run] = points
+    for run, all_rows in runs:  # a run's averaged weights (ema_decay) are a curve of their own
+        for weights, label in ((None, run), (AVERAGED, f"{run}, {AVERAGED}")):
+            rows = [row for row in all_rows if row.get("weights") == weights]
+            for metric in JUDGED:
+                points = sorted((row["cpu_hours"], row[metric]) for row in rows if metric in row)
+                if points:
+                    series[metric, label] = points
     return series
 
 
@@ -214,10 +214,14 @@ def plot_curves(
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
+    runs = list(dict.fromkeys(run for _, run in series))  # one colour a run, in every panel
+    palette = plt.get_cmap("tab20").colors
     for axis, (metric, (name, higher)) in zip(axes.flat, JUDGED.items(), strict=True):
         for (drawn, run), points in series.items():
             if drawn == metric:
-                axis.plot(*zip(*points, strict=True), marker="o", label=run)
+                colour = palette[2 * runs.index(run) % 20 + runs.index(run) // 10 % 2]
+                marker = "s" if run.endswith(AVERAGED) else "o"
+                axis.plot(*zip(*points, strict=True), marker=marker, color=colour, label=run)
         for reference, values in references.items():
             axis.axhline(values[metric], linestyle="--", color="grey")
             axis.annotate(

@@ -279,6 +279,9 @@ def test_the_averaged_weights_are_shipped_scored_and_drawn_apart_from_the_weight
         torch.testing.assert_close(shipped.state_dict()[name], tensor.half().float())
     assert "weights" not in long_run.ship(recipe, run, None, destination)
     assert long_run.training_facts(recipe, run, 500)["held_out"] == {"stoi": 0.8}
-    series = long_run.curves(json.loads((recipe / long_run.PROGRESS).read_text()))
-    assert series["stoi", "this run"] == [(1.5, 0.8)]
-    assert series["stoi", "this run, averaged"] == [(1.5, 0.9)]
+    progress = json.loads((recipe / long_run.PROGRESS).read_text())
+    progress["earlier_runs"] = [{"name": "old", "evaluations": rows}]
+    series = long_run.curves(progress)
+    for run in ("this run", "old"):
+        assert series["stoi", run] == [(1.5, 0.8)]
+        assert series["stoi", f"{run}, averaged"] == [(1.5, 0.9)]
