@@ -67,6 +67,10 @@ def variants(compile_step: bool, bf16: str) -> list[tuple[str, dict, str, str, b
             ("ML + spectral, bf16 GEMM", spectral, "bf16", "gemm", False),
             ("ML + spectral + mel, bf16 GEMM", with_mel, "bf16", "gemm", False),
         ]
+        if compile_step:
+            chosen.append(
+                ("ML + spectral + mel, bf16 GEMM, compiled", with_mel, "bf16", "gemm", True)
+            )
     return chosen
 
 
@@ -116,6 +120,9 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="add torch.compile variants")
     parser.add_argument("--bf16", choices=("auto", "yes", "no"), default="auto")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--only", default="", help="run just the variants whose label contains this text"
+    )
     args = parser.parse_args()
     threads = torch.get_num_threads()
     limit = gemm_gflops(torch.float32, "cpu") / threads  # GFLOP/s per CPU-second
@@ -126,9 +133,8 @@ def main() -> None:
     compile_seconds: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as scratch:
         trainers = []
-        for label, changes, precision, implementation, compiled in variants(
-            args.compile, args.bf16
-        ):
+        chosen = [v for v in variants(args.compile, args.bf16) if args.only in v[0]]
+        for label, changes, precision, implementation, compiled in chosen:
             trainer = make_trainer(Path(scratch), changes, precision, implementation)
             trainers.append(trainer)
             batches = make_batches(trainer.config, BATCH, args.warmup + args.steps)

@@ -217,6 +217,9 @@ class TrainConfig:
     # step (average = ema_decay * average + (1 - ema_decay) * weights) and saved in every training
     # checkpoint beside the weights (see waveglow.train.average); 0: none, as in NVIDIA's training
     ema_decay: float = 0.0
+    # ---- ours, off by default: torch.compile (inductor) of the training step's two heavy calls,
+    # the flow's forward and, with the spectral term, the synthesis; validation stays eager
+    torch_compile: bool = False
 
     def __post_init__(self) -> None:
         _require(

@@ -90,6 +90,8 @@ def setup(
         ).to(distributed.device),
         average=continue_average(model, config.train_config.ema_decay, None),
     )
+    if config.train_config.torch_compile:
+        trainer.compiled = compile_step(trainer)
     if resume_path is not None:
         restore(trainer, resume_path)
         check_not_finished(trainer, resume_path)
@@ -106,6 +108,16 @@ def setup(
         ema_decay=config.train_config.ema_decay or None,
     )
     return trainer
+
+
+def compile_step(trainer: Trainer) -> dict[str, Any]:
+    """``torch.compile`` (inductor; on the CPU its C++ backend) of the network's forward and the
+    model's synthesis, for the training step only: one graph each for the step's fixed shapes
+    (compiled at the first step), while validation and samples, of other shapes, run eagerly."""
+    return {
+        "forward": torch.compile(trainer.network, dynamic=False),
+        "decode": torch.compile(trainer.model.decode, dynamic=False),
+    }
 
 
 def _seed_generators(seed: int) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,8 @@ class Trainer:
     spectral: SpectralLoss = field(default_factory=SpectralLoss)
     # the moving average of the weights (train_config.ema_decay > 0; see waveglow.train.average)
     average: dict[str, torch.Tensor] | None = None
+    # train_config.torch_compile: compiled "forward" (of the network) and "decode" for the steps
+    compiled: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
     @property
     def train_config(self) -> TrainConfig:
@@ -92,7 +95,8 @@ class Trainer:
         log-determinants stay in fp32."""
         train_config = self.train_config
         backend, precision = train_config.wn_implementation, train_config.amp_precision
-        return self.network(mel, audio, precision=precision, backend=backend)
+        network = self.compiled.get("forward", self.network)
+        return network(mel, audio, precision=precision, backend=backend)
 
     def spectral_distance(self, mel: torch.Tensor, audio: torch.Tensor, part: int) -> torch.Tensor:
         """The spectral term (:class:`~waveglow.loss.SpectralLoss`) of the batch's own mels
@@ -107,9 +111,8 @@ class Trainer:
         generator = torch.Generator(device=audio.device).manual_seed(seed)
         z = gaussian(shape, train_config.spectral_sigma, generator, audio.dtype, audio.device)
         backend, precision = train_config.wn_implementation, train_config.amp_precision
-        synthesized = model.decode(
-            mel, z, precision, backend=backend, differentiable=True
-        )  # (B, T)
+        decode = self.compiled.get("decode", model.decode)
+        synthesized = decode(mel, z, precision, backend=backend, differentiable=True)  # (B, T)
         return self.spectral(synthesized, audio)
 
 
