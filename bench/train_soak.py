@@ -70,9 +70,12 @@ def last_step(output: Path) -> int:
     return max(steps)
 
 
-def one_life(config: Path, output: Path, generator: random.Random, max_delay: float) -> str:
-    """Start (resuming when a checkpoint exists), wait for a new step, kill at a random moment.
-    Returns "killed" or "finished"."""
+def one_life(
+    config: Path, output: Path, generator: random.Random, max_delay: float, steps: int
+) -> str:
+    """Start (resuming when a checkpoint exists), wait for a new step, kill at a random moment
+    before the run's last step (on a fast machine a whole run fits in ``max_delay``, and a kill
+    after the last checkpoint leaves nothing to resume). Returns "killed" or "finished"."""
     from waveglow.train import checkpoints_in
 
     before = last_step(output)
@@ -80,7 +83,9 @@ def one_life(config: Path, output: Path, generator: random.Random, max_delay: fl
     deadline = time.monotonic() + 300
     while process.poll() is None and last_step(output) <= before and time.monotonic() < deadline:
         time.sleep(0.02)
-    time.sleep(generator.uniform(0, max_delay))
+    kill_at = time.monotonic() + generator.uniform(0, max_delay)
+    while time.monotonic() < kill_at and process.poll() is None and last_step(output) < steps - 1:
+        time.sleep(0.002)
     if process.poll() is not None:
         text = process.stdout.read()
         if process.returncode != 0:
@@ -156,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     generator = random.Random(args.seed)
     lives, kills = 0, 0
     while True:
-        outcome = one_life(config, folder / "killed", generator, args.max_delay_s)
+        outcome = one_life(config, folder / "killed", generator, args.max_delay_s, args.steps)
         lives += 1
         kills += outcome == "killed"
         if outcome == "finished":
@@ -164,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
                 break
             raise RuntimeError(f"the run finished after {kills} kills: raise --steps")
         print(f"kill {kills} at step {last_step(folder / 'killed')}", flush=True)
+        finished = (folder / "killed" / f"waveglow_{args.steps:08d}.pt").exists()
+        if finished and kills < args.kills:  # killed after its last checkpoint all the same
+            raise RuntimeError(f"the run finished after {kills} kills: raise --steps")
         if kills >= args.kills:
             if not (folder / "killed" / f"waveglow_{args.steps:08d}.pt").exists():
                 finish(config)  # else the last kill came after the last step's checkpoint

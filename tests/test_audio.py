@@ -260,6 +260,13 @@ def test_npy_header_declaring_more_than_the_file_is_refused(tmp_path):
         handle.write(bytes(1280))  # data for 4 frames only
     with pytest.raises(AudioError, match=r"liar\.npy: .*declares 3,200,000,000,000 bytes"):
         load_mel(path)
+    # negative dimensions whose product numpy computes in int64, wrapping to 2**33 elements
+    with open(path, "wb") as handle:
+        header = {"descr": "<f4", "fortran_order": False, "shape": (2**31 - 1, -(2**33))}
+        np.lib.format.write_array_header_1_0(handle, header)
+        handle.write(bytes(64))
+    with pytest.raises(AudioError, match=r"liar\.npy: .*negative dimension"):
+        load_mel(path)
 
 
 @pytest.mark.parametrize(

@@ -420,8 +420,9 @@ NPY_MAX_HEADER = 10000  # numpy's own limit on the header's length (np.load's ma
 
 def check_npy_size(path: str | Path) -> None:
     """Refuse a ``.npy`` file whose header declares more data than the file holds (numpy would
-    allocate all of it before finding out), or a header longer than the file or than numpy reads
-    (numpy would allocate the declared length before reading it)."""
+    allocate all of it before finding out), a negative dimension (numpy multiplies the shape in
+    int64: (2**31 - 1, -2**33) comes out as 2**33 elements to allocate), or a header longer than
+    the file or than numpy reads (numpy would allocate the declared length before reading it)."""
     with open(path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         version = np.lib.format.read_magic(handle)
@@ -440,6 +441,8 @@ def check_npy_size(path: str | Path) -> None:
             else np.lib.format.read_array_header_2_0
         )
         shape, _, dtype = read_header(handle)
+        if any(dimension < 0 for dimension in shape):  # numpy's int64 product of them may wrap
+            raise ValueError(f"its header declares a negative dimension, shape {shape}")
         declared = math.prod(shape) * dtype.itemsize
         available = size - handle.tell()
     if declared > available:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import SILENCE, AudioError, check_mel, load_audio, read_mel_array
+from .audio import SILENCE, AudioError, check_mel, check_npy_size, load_audio, read_mel_array
 from .config import DataConfig
 
 LN10 = math.log(10.0)
@@ -147,6 +147,7 @@ def load_stat(text: str) -> float | np.ndarray:
         pass
     path = Path(text)
     try:
+        check_npy_size(path)  # a hostile header would make numpy allocate what it declares
         values = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as error:
         raise AudioError(
