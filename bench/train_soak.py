@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         if finished and kills < args.kills:  # killed after its last checkpoint all the same
             raise RuntimeError(f"the run finished after {kills} kills: raise --steps")
         if kills >= args.kills:
-            if not (folder / "killed" / f"waveglow_{args.steps:08d}.pt").exists():
+            if not finished:
                 finish(config)  # else the last kill came after the last step's checkpoint
                 lives += 1
             break

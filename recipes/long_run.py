@@ -113,7 +113,7 @@ def snapshot(recipe: Path, run: Path) -> dict[str, Any]:
     progress = {  # the hours up to the snapshot's step, not those of steps the log has beyond it
         **read_json(recipe / PROGRESS, {}),
         "step": step,
-        "cpu_hours": round(origin["cpu_hours"] + training_cpu_hours(log, step)[0], 3),
+        "cpu_hours": round(cpu_hours_at(run, step), 3),
         "wall_hours": round(origin["wall_hours"] + training_hours(log, step), 3),
         "validation": [[s, curve[s]] for s in sorted(curve) if s <= step],
         "updated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -337,12 +337,14 @@ def training_facts(recipe: Path, run: Path, step: int, averaged: bool = False) -
     """What a shipped model's metadata says of its training (from the recipe and the run)."""
     config = read_json(recipe / "config.json", {})
     train, segment = config["train_config"], config["data_config"]["segment_length"]
+    progress = read_json(recipe / PROGRESS, {})
     weights = AVERAGED if averaged else None
     evaluation = [
         r
-        for r in read_json(recipe / PROGRESS, {}).get("evaluations", [])
+        for r in progress.get("evaluations", [])
         if (r["step"], r.get("weights")) == (step, weights)
     ]
+    changes = [c for c in progress.get("changes", []) if c["step"] < step]  # set by hand
     facts = {
         "recipe": _in_repository(recipe),
         "steps": step,
@@ -353,11 +355,13 @@ def training_facts(recipe: Path, run: Path, step: int, averaged: bool = False) -
         "optimizer": "Adam",
         "sigma": train["sigma"],
         "batch": f"{train['batch_size']} x {segment}-sample segments",
-        "learning_rate": f"{train['learning_rate']} flat",
+        "learning_rate": f"{train['learning_rate']}" + (" flat" if not changes else ""),
         "model_card": "src/waveglow/models/MODEL_CARD.md",
     }
     if train.get("spectral_loss_weight", 0):
         facts["spectral_loss"] = {key: train[key] for key in train if key.startswith("spectral_")}
+    if changes:  # what the run changed on its way (rates, precision): the rate was not flat
+        facts["changes"] = changes
     if averaged:
         facts["weights"] = f"moving average of the weights (ema_decay {train['ema_decay']})"
     warm_start = read_json(recipe / WARM_START, None)

@@ -269,10 +269,12 @@ def test_the_averaged_weights_are_shipped_scored_and_drawn_apart_from_the_weight
         {"step": 500, "cpu_hours": 1.5, "stoi": 0.8},
         {"step": 500, "cpu_hours": 1.5, "weights": "averaged", "stoi": 0.9},
     ]
-    (recipe / long_run.PROGRESS).write_text(json.dumps({"evaluations": rows}))
+    changes = [{"step": 300, "change": "learning rate 4e-4 -> 2e-4"}, {"step": 600, "change": "x"}]
+    (recipe / long_run.PROGRESS).write_text(json.dumps({"evaluations": rows, "changes": changes}))
     destination = tmp_path / "demo.safetensors"
     facts = long_run.ship(recipe, run, None, destination, averaged=True)
     assert facts["held_out"] == {"stoi": 0.9} and "ema_decay 0.998" in facts["weights"]
+    assert facts["changes"] == changes[:1] and facts["learning_rate"] == "0.0002"  # not "flat"
     shipped = waveglow.load(destination)
     average.remove_weight_norm()
     for name, tensor in average.state_dict().items():

@@ -26,7 +26,7 @@ from .ours import (
     read_ours,
     save,
 )
-from .ours import averaged as ours_averaged
+from .ours import averaged as ours_averaged  # aliased: load() and convert() take `averaged`
 
 BUNDLED_MODELS = MappingProxyType({"demo": "models/demo.safetensors"})
 

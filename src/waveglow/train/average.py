@@ -44,9 +44,9 @@ def continue_average(
     ``model``'s weights."""
     if decay == 0:
         return None
-    if saved is None:
-        return start_average(model)
     wanted = start_average(model)
+    if saved is None:
+        return wanted
     if not isinstance(saved, dict) or set(saved) != set(wanted):
         raise CheckpointError(f"{source}: its {AVERAGE_KEY} does not match the model's weights")
     for name, tensor in wanted.items():
