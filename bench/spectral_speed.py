@@ -60,6 +60,7 @@ def variants(compile_step: bool, bf16: str) -> list[tuple[str, dict, str, str, b
         chosen += [
             ("ML, fp32 conv, compiled", {}, "fp32", "conv", True),
             ("ML + spectral, fp32 conv, compiled", spectral, "fp32", "conv", True),
+            ("ML + spectral + mel, fp32 conv, compiled", with_mel, "fp32", "conv", True),
         ]
     if bf16 == "yes" or (bf16 == "auto" and cpu_has_bf16_matmul()):
         chosen += [
