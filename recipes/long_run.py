@@ -12,6 +12,10 @@ and ``progress.json`` (step, CPU-hours and wall hours across every machine, vali
     python recipes/long_run.py compare EVAL_FOLDER REFERENCE_EVAL_FOLDER
     python recipes/long_run.py ship recipes/frame16 --run /work/runs/frame16 [--checkpoint C]
         [--averaged]
+    python recipes/long_run.py branch recipes/frame16 --run /work/runs/frame16 --checkpoint C
+        --branch /work/runs/lower --set train_config.learning_rate=1e-4
+    python recipes/long_run.py adopt recipes/frame16 --branch /work/runs/lower --name N
+        --change C [--note T]
 
 ``train`` resumes the run folder where it exists (on the same machine), else starts one from
 ``state.pt`` with an exact resume (a new machine: the corpus is rebuilt by
@@ -30,6 +34,13 @@ evaluations (and those of ``earlier_runs`` in ``progress.json``) against CPU-hou
 a sign test) and says whether the first beats the second on every judged metric: the test a
 checkpoint passes before ``ship`` makes it the bundled model (fp16, with its training facts
 in the file's metadata; ``--averaged``: the checkpoint's moving average of the weights).
+``branch`` makes a new folder a recipe of its own that goes on from one of the run's checkpoints
+with changed settings (its ``state.pt`` that checkpoint, its ``progress.json`` starting at the
+checkpoint's step and CPU-hours): train, evaluate and compare it beside the run
+(``train BRANCH --run BRANCH/run``). When it wins, ``adopt`` makes it the recipe's line: the
+run's evaluations after the branch point go under ``earlier_runs``, the branch's config and
+evaluations become the recipe's, its change is listed in ``changes``; then ``snapshot`` the
+branch's run folder.
 """
 
 from __future__ import annotations
@@ -88,6 +99,14 @@ def train_command(recipe: Path, corpus: Path, run: Path) -> list[str]:
     return command
 
 
+def checkpoint_step(checkpoint: Path) -> int:
+    """The step in a training checkpoint's name (``waveglow_00009800.pt``)."""
+    try:
+        return int(checkpoint.stem.rsplit("_", 1)[-1])
+    except ValueError:
+        raise SystemExit(f"{checkpoint}: not a run's checkpoint (waveglow_STEP.pt)") from None
+
+
 def validation_curve(log: Path) -> list[list[float]]:
     curve = []
     for line in log.read_text().splitlines():
@@ -109,7 +128,7 @@ def snapshot(recipe: Path, run: Path) -> dict[str, Any]:
     log = run / "log.jsonl"
     earlier = read_json(recipe / PROGRESS, {}).get("validation", [])
     curve = {int(step): loss for step, loss in earlier + validation_curve(log)}
-    step = int(newest.stem.rsplit("_", 1)[-1])
+    step = checkpoint_step(newest)
     progress = {  # the hours up to the snapshot's step, not those of steps the log has beyond it
         **read_json(recipe / PROGRESS, {}),
         "step": step,
@@ -129,6 +148,60 @@ def cpu_hours_at(run: Path, step: int) -> float:
     return origin + training_cpu_hours(run / "log.jsonl", step)[0]
 
 
+def branch(
+    recipe: Path, run: Path, checkpoint: Path, folder: Path, overrides: Sequence[str]
+) -> dict[str, Any]:
+    """Make ``folder`` a recipe of its own that goes on from ``checkpoint`` of the run with
+    ``overrides`` (``section.key=value``): ``train``, ``evaluate`` and ``compare`` it as any
+    recipe; its CPU-hours go on from the checkpoint's."""
+    from waveglow.config import apply_overrides, load_config
+
+    if not overrides:
+        raise SystemExit("branch: say what the branch changes (--set section.key=value)")
+    if folder.exists() and any(folder.iterdir()):
+        raise SystemExit(f"{folder}: not empty; a branch starts in a new folder")
+    step = checkpoint_step(checkpoint)
+    config = apply_overrides(load_config(recipe / "config.json"), overrides)
+    origin = read_json(run / ORIGIN, {"wall_hours": 0.0})
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    with atomic_path(folder / STATE) as temporary:
+        shutil.copyfile(checkpoint, temporary)
+    progress = {
+        "branched_from": {"recipe": str(recipe), "step": step, "changed": list(overrides)},
+        "step": step,
+        "cpu_hours": round(cpu_hours_at(run, step), 3),
+        "wall_hours": round(origin["wall_hours"] + training_hours(run / "log.jsonl", step), 3),
+        "evaluations": [],
+    }
+    (folder / PROGRESS).write_text(json.dumps(progress, indent=1) + "\n")
+    return progress
+
+
+def adopt(recipe: Path, folder: Path, name: str, note: str, change: str) -> dict[str, Any]:
+    """The branch in ``folder`` becomes the recipe's run: the run's evaluations after the branch's
+    step are kept under ``earlier_runs`` (``name``, ``note``), the branch's join the recipe's,
+    ``change`` is added to ``changes`` and the branch's config becomes the recipe's. Snapshot
+    the branch's run folder next."""
+    branched = read_json(folder / PROGRESS, {})
+    if "branched_from" not in branched:
+        raise SystemExit(f"{folder}: not a branch (no branched_from in its {PROGRESS})")
+    step = branched["branched_from"]["step"]
+    progress = read_json(recipe / PROGRESS, {})
+    evaluations = progress.get("evaluations", [])
+    progress["earlier_runs"] = [
+        *progress.get("earlier_runs", []),
+        {"name": name, "note": note, "evaluations": [r for r in evaluations if r["step"] > step]},
+    ]
+    kept = [r for r in evaluations if r["step"] <= step]
+    progress["evaluations"] = sorted(kept + branched["evaluations"], key=lambda r: r["step"])
+    progress["validation"] = [v for v in progress.get("validation", []) if v[0] <= step]
+    progress["changes"] = [*progress.get("changes", []), {"step": step, "change": change}]
+    shutil.copyfile(folder / "config.json", recipe / "config.json")
+    (recipe / PROGRESS).write_text(json.dumps(progress, indent=1) + "\n")
+    return progress
+
+
 AVERAGED = "averaged"  # an evaluation's "weights": the checkpoint's moving average of the weights
 
 
@@ -141,7 +214,7 @@ def evaluate_checkpoint(
     from waveglow.evaluate import evaluate
 
     checkpoint = checkpoint or checkpoints_in(run)[-1]
-    step = int(checkpoint.stem.rsplit("_", 1)[-1])
+    step = checkpoint_step(checkpoint)
     heldout = [
         corpus / line.split("|")[0]
         for line in (corpus / "heldout.txt").read_text().split("\n")
@@ -389,7 +462,7 @@ def ship(
     """Make ``checkpoint`` (default: the run's newest; ``averaged``: its moving average of the
     weights) the bundled model at ``destination``."""
     checkpoint = checkpoint or checkpoints_in(run)[-1]
-    facts = training_facts(recipe, run, int(checkpoint.stem.rsplit("_", 1)[-1]), averaged)
+    facts = training_facts(recipe, run, checkpoint_step(checkpoint), averaged)
     ship_weights(checkpoint, destination, facts, averaged)
     return facts
 
@@ -399,7 +472,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "action", choices=["train", "snapshot", "evaluate", "plot", "compare", "ship"]
+        "action",
+        choices=["train", "snapshot", "evaluate", "plot", "compare", "ship", "branch", "adopt"],
     )
     parser.add_argument(
         "recipe",
@@ -429,7 +503,25 @@ def main() -> None:
         default=",".join(JUDGED),
         help="compare: the comma-separated metrics a candidate must win (default: %(default)s)",
     )
+    parser.add_argument("--branch", type=Path, help="branch, adopt: the branch's folder")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="branch: what it changes, e.g. train_config.learning_rate=1.25e-5 (repeatable)",
+    )
+    parser.add_argument("--name", help="adopt: a name for the line the branch replaces")
+    parser.add_argument("--note", default="", help="adopt: what happened to that line")
+    parser.add_argument("--change", help="adopt: the change, for the recipe's changes list")
     args = parser.parse_args()
+    if args.action == "adopt":
+        if args.branch is None or not args.name or not args.change:
+            parser.error("adopt needs --branch, --name and --change")
+        adopt(args.recipe, args.branch, args.name, args.note, args.change)
+        print(f"{args.recipe}: now the branch's line; snapshot its run folder next")
+        return
     if args.action == "compare":
         if args.reference is None:
             parser.error("compare needs two evaluation folders")
@@ -451,6 +543,12 @@ def main() -> None:
     if args.action == "ship":
         shipped = ship(args.recipe, args.run, args.checkpoint, args.destination, args.averaged)
         print(json.dumps(shipped, indent=1))
+        return
+    if args.action == "branch":
+        if args.branch is None or args.checkpoint is None:
+            parser.error("branch needs --checkpoint (of the run) and --branch (a new folder)")
+        progress = branch(args.recipe, args.run, args.checkpoint, args.branch, args.overrides)
+        print(json.dumps(progress, indent=1))
         return
     if args.action == "snapshot":
         progress = snapshot(args.recipe, args.run)

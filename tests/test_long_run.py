@@ -287,3 +287,74 @@ def test_the_averaged_weights_are_shipped_scored_and_drawn_apart_from_the_weight
     for run in ("this run", "old"):
         assert series["stoi", run] == [(1.5, 0.8)]
         assert series["stoi", f"{run}, averaged"] == [(1.5, 0.9)]
+
+
+RECIPE_CONFIG = long_run.Path(__file__).resolve().parents[1] / "recipes/spectral_mel/config.json"
+
+
+def _recipe_with_a_run(tmp_path):
+    recipe, run = tmp_path / "recipe", tmp_path / "run"
+    recipe.mkdir()
+    (recipe / "config.json").write_text(RECIPE_CONFIG.read_text())
+    _fake_run(run)
+    (run / long_run.ORIGIN).write_text(json.dumps({"step": 0, "cpu_hours": 2.0, "wall_hours": 1.0}))
+    return recipe, run
+
+
+def test_a_branch_is_a_recipe_that_goes_on_from_the_runs_checkpoint(tmp_path):
+    from waveglow.config import apply_overrides, load_config
+
+    recipe, run = _recipe_with_a_run(tmp_path)
+    folder, change = tmp_path / "lower", ["train_config.learning_rate=1.25e-5"]
+    progress = long_run.branch(recipe, run, run / "waveglow_200.pt", folder, change)
+    assert load_config(folder / "config.json") == apply_overrides(
+        load_config(recipe / "config.json"), change
+    )
+    assert load_config(folder / "config.json").train_config.learning_rate == 1.25e-5
+    assert (folder / long_run.STATE).read_bytes() == b"weights of step 200"
+    assert progress["step"] == 200 and progress["evaluations"] == []
+    assert progress["cpu_hours"] == long_run.cpu_hours_at(run, 200) == 3.0  # not step 400's
+    assert progress["wall_hours"] == round(1.0 + 110 / 3600, 3)
+    assert progress["branched_from"]["changed"] == change
+    command = long_run.train_command(folder, tmp_path / "corpus", folder / "run")
+    assert command[command.index("--resume") + 1] == str(folder / long_run.STATE)
+    origin = json.loads((folder / "run" / long_run.ORIGIN).read_text())
+    assert origin == {key: progress[key] for key in ("step", "cpu_hours", "wall_hours")}
+
+
+def test_a_branch_needs_a_change_a_new_folder_and_a_known_key(tmp_path):
+    from waveglow.config import ConfigError
+
+    recipe, run = _recipe_with_a_run(tmp_path)
+    checkpoint = run / "waveglow_200.pt"
+    with pytest.raises(SystemExit, match="what the branch changes"):
+        long_run.branch(recipe, run, checkpoint, tmp_path / "b", [])
+    with pytest.raises(SystemExit, match="not empty"):
+        long_run.branch(recipe, run, checkpoint, run, ["train.learning_rate=1e-5"])
+    with pytest.raises(ConfigError, match="unknown key"):
+        long_run.branch(recipe, run, checkpoint, tmp_path / "c", ["train.learning_rat=1e-5"])
+    with pytest.raises(SystemExit, match="not a run's checkpoint"):
+        long_run.branch(recipe, run, recipe / "config.json", tmp_path / "d", ["train.seed=1"])
+
+
+def test_adopt_makes_the_branch_the_line_and_keeps_the_run_it_replaces(tmp_path):
+    recipe, run = _recipe_with_a_run(tmp_path)
+    rows = [{"step": s, "cpu_hours": s / 100, "stoi": 0.8} for s in (100, 200, 400)]
+    progress = {"evaluations": rows, "validation": [[200, -5.0], [400, -4.0]], "changes": []}
+    (recipe / long_run.PROGRESS).write_text(json.dumps(progress))
+    folder = tmp_path / "lower"
+    long_run.branch(recipe, run, run / "waveglow_200.pt", folder, ["train.learning_rate=1e-5"])
+    branch_row = {"step": 400, "cpu_hours": 3.5, "weights": "averaged", "stoi": 0.9}
+    branched = json.loads((folder / long_run.PROGRESS).read_text())
+    (folder / long_run.PROGRESS).write_text(json.dumps({**branched, "evaluations": [branch_row]}))
+    adopted = long_run.adopt(recipe, folder, "old rate", "it spiked", "rate 1e-5 from step 200")
+    assert adopted["evaluations"] == [rows[0], rows[1], branch_row]
+    assert adopted["earlier_runs"] == [
+        {"name": "old rate", "note": "it spiked", "evaluations": [rows[2]]}
+    ]
+    assert adopted["changes"] == [{"step": 200, "change": "rate 1e-5 from step 200"}]
+    assert adopted["validation"] == [[200, -5.0]]  # the old line's later readings are not the run's
+    assert (recipe / "config.json").read_text() == (folder / "config.json").read_text()
+    assert json.loads((recipe / long_run.PROGRESS).read_text()) == adopted
+    with pytest.raises(SystemExit, match="not a branch"):
+        long_run.adopt(recipe, run, "x", "", "y")
