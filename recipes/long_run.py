@@ -124,7 +124,6 @@ def snapshot(recipe: Path, run: Path) -> dict[str, Any]:
     newest = found[-1]
     with atomic_path(recipe / STATE) as temporary:
         shutil.copyfile(newest, temporary)
-    origin = read_json(run / ORIGIN, {"step": 0, "cpu_hours": 0.0, "wall_hours": 0.0})
     log = run / "log.jsonl"
     earlier = read_json(recipe / PROGRESS, {}).get("validation", [])
     curve = {int(step): loss for step, loss in earlier + validation_curve(log)}
@@ -133,7 +132,7 @@ def snapshot(recipe: Path, run: Path) -> dict[str, Any]:
         **read_json(recipe / PROGRESS, {}),
         "step": step,
         "cpu_hours": round(cpu_hours_at(run, step), 3),
-        "wall_hours": round(origin["wall_hours"] + training_hours(log, step), 3),
+        "wall_hours": round(wall_hours_at(run, step), 3),
         "validation": [[s, curve[s]] for s in sorted(curve) if s <= step],
         "updated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
@@ -162,7 +161,6 @@ def branch(
         raise SystemExit(f"{folder}: not empty; a branch starts in a new folder")
     step = checkpoint_step(checkpoint)
     config = apply_overrides(load_config(recipe / "config.json"), overrides)
-    origin = read_json(run / ORIGIN, {"wall_hours": 0.0})
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     with atomic_path(folder / STATE) as temporary:
@@ -171,7 +169,7 @@ def branch(
         "branched_from": {"recipe": str(recipe), "step": step, "changed": list(overrides)},
         "step": step,
         "cpu_hours": round(cpu_hours_at(run, step), 3),
-        "wall_hours": round(origin["wall_hours"] + training_hours(run / "log.jsonl", step), 3),
+        "wall_hours": round(wall_hours_at(run, step), 3),
         "evaluations": [],
     }
     (folder / PROGRESS).write_text(json.dumps(progress, indent=1) + "\n")
@@ -200,6 +198,12 @@ def adopt(recipe: Path, folder: Path, name: str, note: str, change: str) -> dict
     shutil.copyfile(folder / "config.json", recipe / "config.json")
     (recipe / PROGRESS).write_text(json.dumps(progress, indent=1) + "\n")
     return progress
+
+
+def wall_hours_at(run: Path, step: int) -> float:
+    """Wall hours spent up to ``step``: the origin's plus the log's, as for the CPU-hours."""
+    origin = read_json(run / ORIGIN, {"wall_hours": 0.0})["wall_hours"]
+    return origin + training_hours(run / "log.jsonl", step)
 
 
 AVERAGED = "averaged"  # an evaluation's "weights": the checkpoint's moving average of the weights
